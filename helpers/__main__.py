@@ -1,0 +1,59 @@
+"""``python -m helpers COMMAND --profile P``: the book's long jobs, from a notebook or a shell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .profiles import PROFILES, ProfileError, get_profile, parse_sets
+
+
+def _profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=None,
+                   help=f"one of {', '.join(PROFILES)} (default: $BOOK_PROFILE, else smoke)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="override one setting of the profile, e.g. --set real_train=100")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="sample the splits, fetch and preprocess the real photographs")
+    _profile_args(p)
+
+    p = sub.add_parser("generate", help="generate images from captions (launch with torchrun for N GPUs)")
+    _profile_args(p)
+    p.add_argument("--limit", type=int, default=None, help="at most this many images per rank (a trial)")
+
+    p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image on a GPU)")
+    p.add_argument("what", choices=["data", "generate"])
+    _profile_args(p)
+    p.add_argument("--images", type=int, default=None, help="how many images to time")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        profile = get_profile(args.profile, parse_sets(args.set))
+        if args.command == "data":
+            from . import real_data
+            real_data.run(profile)
+        elif args.command == "generate":
+            from . import generate
+            generate.run(profile, limit=args.limit)
+        elif args.command == "bench":
+            from . import bench
+            bench.run(args.what, profile, n_images=args.images)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""``python -m helpers bench {data,generate}``: throughput of the data and generation steps.
+
+A benchmark prints what it measured; nothing here is a timed test.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .images import convert_file
+from .paths import coco_dir
+
+
+def _report(what: str, n: int, seconds: float, device: str) -> dict:
+    result = dict(what=what, images=n, seconds=round(seconds, 3), images_per_s=round(n / seconds, 3),
+                  s_per_image=round(seconds / n, 4), device=device, threads=torch.get_num_threads())
+    print(f"bench {what}: {n} images in {seconds:.2f} s = {n / seconds:.2f} images/s "
+          f"({seconds / n:.3f} s/image) on {device}")
+    return result
+
+
+def bench_data(profile, n_images: int | None = None) -> dict:
+    """Decode, check, resize with anti-aliasing and encode, one core: the data step's CPU work."""
+    from .real_data import ensure_captions
+
+    root = ensure_captions(profile) if profile.real_source == "standin" else coco_dir(profile)
+    sources = sorted(root.glob("*2017/*.jpg"))
+    if not sources:
+        raise RuntimeError(f"no photographs under {root}: run `python -m helpers data --profile "
+                           f"{profile.name}` first")
+    n = n_images or min(len(sources), 64)
+    sources = (sources * (n // len(sources) + 1))[:n]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        for i, src in enumerate(sources):
+            convert_file(src, Path(tmp) / f"{i}.jpg", profile)
+        seconds = time.perf_counter() - start
+    return _report("data (decode+resize+encode, 1 process)", n, seconds, f"cpu ({os.cpu_count()} cores)")
+
+
+def bench_generate(profile, n_images: int | None = None) -> dict:
+    """Images/s of the profile's pipeline at its resolution, steps and batch, after a warm-up."""
+    from . import distributed
+    from .generate import generate_batch, load_pipeline
+
+    world = distributed.init()
+    pipe = load_pipeline(profile, world.device)
+    batch = profile.sd_batch
+    n = n_images or 2 * batch
+    prompts = ["A photograph of a kitchen with a wooden table."] * batch
+    generate_batch(pipe, profile, prompts[:1], [0])  # warm-up: kernels, caches
+    sync = torch.cuda.synchronize if world.device.type == "cuda" else (lambda: None)
+    sync()
+    start, done = time.perf_counter(), 0
+    while done < n:
+        k = min(batch, n - done)
+        generate_batch(pipe, profile, prompts[:k], list(range(done, done + k)))
+        done += k
+    sync()
+    seconds = time.perf_counter() - start
+    name = torch.cuda.get_device_name(world.device) if world.device.type == "cuda" else "cpu"
+    return _report(f"generate ({profile.sd_model}, {profile.sd_resolution}px, {profile.sd_steps} steps, "
+                   f"batch {batch}, {pipe.unet.dtype})", n, seconds, name)
+
+
+def run(what: str, profile, n_images: int | None = None) -> dict:
+    return {"data": bench_data, "generate": bench_generate}[what](profile, n_images)

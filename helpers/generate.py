@@ -1,0 +1,164 @@
+"""The ``generate`` step: Stable Diffusion 2.0 images from COCO captions, sharded over GPUs.
+
+``torchrun --nproc_per_node=N -m helpers generate --profile P`` (or plain ``python`` for one
+process): rank r of N takes plan rows r, r+N, r+2N, ... Each image has its own seed (a CPU
+generator per image, so the picture does not depend on the batch or the number of GPUs). The
+model's output is written losslessly (PNG, atomically) under ``raw/generated`` and then brought to
+the common format under ``images/generated``; finished images are skipped, so a stopped run
+resumes where it was. Rank 0 writes the ``generated`` part of the manifest at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import distributed
+from . import manifest as mf
+from .images import BadImage, convert_file, is_valid_image
+from .paths import atomic_write_bytes, data_root, profile_dir, relative_to_root, tiny_model_dir
+from .profiles import TINY_SD2
+from .real_data import log_skipped, plan_paths, processed_path
+
+
+class GenerationError(RuntimeError):
+    """The generation step cannot run; the message says what to do."""
+
+
+def model_location(profile) -> str:
+    """What ``from_pretrained`` gets: the hub id, a local folder, or the tiny stand-in's folder."""
+    if profile.sd_model == TINY_SD2:
+        from .tiny_sd import build_tiny_pipeline
+        return str(build_tiny_pipeline(tiny_model_dir()))
+    return profile.sd_model
+
+
+def run_dtype(profile, device: torch.device) -> torch.dtype:
+    return getattr(torch, profile.sd_dtype) if device.type == "cuda" else torch.float32
+
+
+def load_pipeline(profile, device: torch.device):
+    """The text-to-image pipeline on ``device``, with the profile's scheduler."""
+    import diffusers
+
+    location = model_location(profile)
+    try:
+        pipe = diffusers.StableDiffusionPipeline.from_pretrained(
+            location, dtype=run_dtype(profile, device), safety_checker=None, requires_safety_checker=False)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise GenerationError(
+            f"could not load the pipeline {location!r}: {exc}\n"
+            f"With internet access it is downloaded once into the Hugging Face cache ($HF_HOME). "
+            f"Offline, copy a snapshot of {location} into that cache, or give a local folder in "
+            f"diffusers layout with --set sd_model=/path/to/folder.") from None
+    scheduler_cls = getattr(diffusers, profile.sd_scheduler, None)
+    if scheduler_cls is None:
+        raise GenerationError(f"diffusers has no scheduler {profile.sd_scheduler!r}")
+    pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    pipe = pipe.to(device)
+    if device.type == "cuda":
+        pipe.unet.to(memory_format=torch.channels_last)
+    return pipe
+
+
+def raw_path(profile, split: str, key: str) -> Path:
+    return profile_dir(profile.name) / "raw" / "generated" / split / f"{key}.png"
+
+
+def read_plan(profile) -> pd.DataFrame:
+    path = plan_paths(profile)[1]
+    if not path.exists():
+        raise GenerationError(f"{path} does not exist: run `python -m helpers data --profile "
+                              f"{profile.name}` first, which samples the captions to generate from")
+    return pd.read_csv(path, keep_default_na=False)
+
+
+def shard(plan: pd.DataFrame, rank: int, world: int) -> pd.DataFrame:
+    """Rows of this rank: disjoint between ranks, together the whole plan."""
+    return plan.iloc[rank::world]
+
+
+def _png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def generate_batch(pipe, profile, prompts: list[str], seeds: list[int]):
+    gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    with torch.inference_mode():
+        out = pipe(prompt=prompts, generator=gens, num_inference_steps=profile.sd_steps,
+                   guidance_scale=profile.sd_guidance, height=profile.sd_resolution,
+                   width=profile.sd_resolution)
+    return out.images
+
+
+def generated_rows(profile, plan: pd.DataFrame) -> pd.DataFrame:
+    root, rows = data_root(), []
+    for r in plan.itertuples():
+        target = processed_path(profile, "generated", r.split, r.key)
+        if target.exists():
+            rows.append(dict(path=relative_to_root(root, target), label=1, label_name="generated",
+                             split=r.split, source="sd2" if profile.sd_model != TINY_SD2 else "tiny-sd2",
+                             caption=r.caption, coco_id=r.coco_id, seed=r.seed,
+                             model_id=profile.sd_model, scheduler=profile.sd_scheduler,
+                             steps=profile.sd_steps, guidance=profile.sd_guidance,
+                             orig_width=profile.sd_resolution, orig_height=profile.sd_resolution))
+    return pd.DataFrame(rows)
+
+
+def run(profile, limit: int | None = None) -> pd.DataFrame | None:
+    """Generate this rank's missing images; rank 0 then writes the manifest part."""
+    world = distributed.init()
+    try:
+        plan = read_plan(profile)
+        mine = shard(plan, world.rank, world.size)
+        if limit is not None:
+            mine = mine.iloc[:limit]
+        todo = [r for r in mine.itertuples()
+                if not processed_path(profile, "generated", r.split, r.key).exists()]
+        if world.is_main:
+            print(profile.describe())
+        print(f"rank {world.rank}/{world.size} on {world.device}: {len(mine)} images in its shard, "
+              f"{len(mine) - len(todo)} already done", flush=True)
+        skipped = {}
+        if todo:
+            pipe = load_pipeline(profile, world.device)
+            bar = tqdm(total=len(todo), desc=f"generate [rank {world.rank}]", unit="img",
+                       position=world.rank)
+            started = time.perf_counter()
+            for start in range(0, len(todo), profile.sd_batch):
+                batch = todo[start:start + profile.sd_batch]
+                need = [r for r in batch if not is_valid_image(raw_path(profile, r.split, r.key))]
+                if need:
+                    images = generate_batch(pipe, profile, [r.caption for r in need], [r.seed for r in need])
+                    for r, img in zip(need, images):
+                        atomic_write_bytes(raw_path(profile, r.split, r.key), _png(img))
+                for r in batch:
+                    src = raw_path(profile, r.split, r.key)
+                    try:
+                        convert_file(src, processed_path(profile, "generated", r.split, r.key), profile)
+                    except BadImage as exc:
+                        skipped[src] = str(exc)
+                bar.update(len(batch))
+            bar.close()
+            elapsed = time.perf_counter() - started
+            print(f"rank {world.rank}: {len(todo)} images in {elapsed:.1f} s "
+                  f"({len(todo) / elapsed:.2f} images/s)", flush=True)
+        if skipped:
+            log_skipped(profile, skipped, f"generate-rank{world.rank}")
+        distributed.barrier()
+        if world.is_main:
+            rows = generated_rows(profile, plan)
+            path = mf.write_part(profile.name, "generated", rows)
+            print(f"{len(rows)} of {len(plan)} generated images ready; manifest: {path}")
+            return rows
+        return None
+    finally:
+        distributed.finish()

@@ -1,0 +1,220 @@
+"""The three run profiles of the book: the one source of truth for every setting.
+
+A profile is chosen by name (``smoke``, ``course``, ``paper``): from the argument, else from the
+environment variable ``BOOK_PROFILE``, else ``smoke``. Any field can be overridden, in a notebook's
+``parameters`` cell (``overrides = {"real_train": 100}``) or on a command line
+(``--set real_train=100``); an unknown name or a bad value is refused with the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+
+ENV_VAR = "BOOK_PROFILE"
+DEFAULT = "smoke"
+
+# Hub ids of the real assets (the paper's generator and the faster one of the same family).
+SD2_768 = "stabilityai/stable-diffusion-2"
+SD2_BASE_512 = "stabilityai/stable-diffusion-2-base"
+# Stand-in for smoke: a tiny random pipeline of SD 2.0's architecture, built locally under the data
+# root and loaded through the same ``from_pretrained`` call as a hub id.
+TINY_SD2 = "tiny-sd2"
+
+
+class ProfileError(ValueError):
+    """An unknown profile, an unknown setting or a bad value."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    # -- real images, sampled from MS-COCO 2017 (or the offline stand-in for smoke)
+    real_source: str  # "coco": download from cocodataset.org; "standin": shipped photographs
+    real_train: int  # sampled from train2017
+    real_val: int  # sampled from train2017
+    real_test: int  # sampled from val2017
+    # -- generated images, from captions of COCO images outside the real sets
+    gen_train: int  # grown to real_train by Chapter 2's augmentation
+    gen_val: int
+    gen_test: int
+    sd_model: str  # diffusers hub id, a local directory, or TINY_SD2
+    sd_resolution: int  # generated images are sd_resolution x sd_resolution
+    sd_steps: int
+    sd_guidance: float
+    sd_scheduler: str  # a diffusers scheduler class, built from the model's scheduler config
+    sd_batch: int  # images per forward pass on one device
+    sd_dtype: str  # on a GPU: "float16" or "bfloat16"; a CPU always runs float32
+    # -- preprocessing: both classes end up in exactly the same format
+    image_size: int = 384  # ConvNeXt-XL's input side in the paper
+    store_format: str = "JPEG"
+    jpeg_quality: int = 95
+    jpeg_subsampling: str = "4:2:0"
+    min_side: int = 32  # smaller images are skipped, with the reason logged
+    max_pixels: int = 64_000_000  # larger images are refused as decompression bombs
+    # -- jobs
+    seed: int = 2024
+    download_workers: int = 16
+    download_retries: int = 3
+
+    @property
+    def real_counts(self) -> dict[str, int]:
+        return {"train": self.real_train, "val": self.real_val, "test": self.real_test}
+
+    @property
+    def gen_counts(self) -> dict[str, int]:
+        return {"train": self.gen_train, "val": self.gen_val, "test": self.gen_test}
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        r, g = self.real_counts, self.gen_counts
+        return (
+            f"profile '{self.name}': {self.description}\n"
+            f"  real      train/val/test = {r['train']}/{r['val']}/{r['test']} ({self.real_source})\n"
+            f"  generated train/val/test = {g['train']}/{g['val']}/{g['test']} "
+            f"({self.sd_model}, {self.sd_resolution}px, {self.sd_steps} steps, "
+            f"guidance {self.sd_guidance}, {self.sd_scheduler})\n"
+            f"  stored as {self.store_format} q{self.jpeg_quality} {self.jpeg_subsampling} "
+            f"at {self.image_size}x{self.image_size}"
+        )
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="any CPU, offline, minutes: stand-in photographs and a tiny random "
+        "pipeline of SD 2.0's architecture (pipeline checks, not findings)",
+        real_source="standin",
+        real_train=24,
+        real_val=8,
+        real_test=8,
+        gen_train=16,
+        gen_val=8,
+        gen_test=8,
+        sd_model=TINY_SD2,
+        sd_resolution=128,
+        sd_steps=4,
+        sd_guidance=7.5,
+        sd_scheduler="EulerDiscreteScheduler",
+        sd_batch=4,
+        sd_dtype="float32",
+        download_workers=4,
+    ),
+    "course": Profile(
+        name="course",
+        description="one Colab-class GPU, about an hour for the whole book: 1/20 of the "
+        "paper's counts, SD 2.0-base at 512 px",
+        real_source="coco",
+        real_train=500,
+        real_val=95,
+        real_test=75,
+        gen_train=350,
+        gen_val=95,
+        gen_test=75,
+        sd_model=SD2_BASE_512,
+        sd_resolution=512,
+        sd_steps=25,
+        sd_guidance=7.5,
+        sd_scheduler="EulerDiscreteScheduler",
+        sd_batch=4,
+        sd_dtype="float16",
+    ),
+    "paper": Profile(
+        name="paper",
+        description="a GPU box: the paper's counts (section 5.1) and SD 2.0 at 768 px",
+        real_source="coco",
+        real_train=10_000,
+        real_val=1_900,
+        real_test=1_500,
+        gen_train=7_000,
+        gen_val=1_900,
+        gen_test=1_500,
+        sd_model=SD2_768,
+        sd_resolution=768,
+        sd_steps=50,
+        sd_guidance=7.5,
+        sd_scheduler="EulerDiscreteScheduler",
+        sd_batch=8,
+        sd_dtype="float16",
+    ),
+}
+
+_CHOICES = {
+    "real_source": ("coco", "standin"),
+    "sd_dtype": ("float16", "bfloat16", "float32"),
+    "store_format": ("JPEG", "PNG"),
+    "jpeg_subsampling": ("4:4:4", "4:2:2", "4:2:0"),
+}
+_POSITIVE = {
+    "real_train", "real_val", "real_test", "gen_train", "gen_val", "gen_test",
+    "sd_resolution", "sd_steps", "sd_batch", "image_size", "min_side", "max_pixels",
+    "download_workers", "download_retries",
+}
+
+
+def _coerce(name: str, value, kind: type):
+    if kind is bool or isinstance(value, bool):
+        raise ProfileError(f"setting '{name}' does not take {value!r}")
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = kind(value.replace("_", ""))
+        except ValueError:
+            raise ProfileError(f"setting '{name}' needs a {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind):
+        raise ProfileError(f"setting '{name}' needs a {kind.__name__}, got {value!r}")
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ProfileError(f"setting '{name}' must be one of {', '.join(_CHOICES[name])}; got {value!r}")
+    if name in _POSITIVE and value < 1:
+        raise ProfileError(f"setting '{name}' must be at least 1; got {value!r}")
+    if name == "jpeg_quality" and not 1 <= value <= 100:
+        raise ProfileError(f"setting 'jpeg_quality' must be in 1..100; got {value!r}")
+    if name == "sd_resolution" and value % 8:
+        raise ProfileError(f"setting 'sd_resolution' must be a multiple of 8; got {value!r}")
+    return value
+
+
+def get_profile(name: str | None = None, overrides: dict | None = None) -> Profile:
+    """The profile ``name`` (else $BOOK_PROFILE, else smoke) with ``overrides`` applied."""
+    source = "the argument" if name else f"${ENV_VAR}"
+    name = name or os.environ.get(ENV_VAR) or DEFAULT
+    if name not in PROFILES:
+        raise ProfileError(
+            f"unknown profile {name!r} (from {source}); valid profiles: {', '.join(PROFILES)}"
+        )
+    profile = PROFILES[name]
+    if not overrides:
+        return profile
+    kinds = {f.name: f.type for f in fields(Profile)}
+    types = {"int": int, "float": float, "str": str}
+    changes = {}
+    for key, value in overrides.items():
+        if key not in kinds or key in ("name", "description"):
+            valid = ", ".join(k for k in kinds if k not in ("name", "description"))
+            raise ProfileError(f"unknown setting {key!r}; valid settings: {valid}")
+        changes[key] = _coerce(key, value, types[kinds[key]])
+    return dataclasses.replace(profile, **changes)
+
+
+def parse_sets(pairs: list[str] | None) -> dict:
+    """``["real_train=100", "sd_steps=10"]`` from ``--set`` flags into a dict of overrides."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ProfileError(f"--set needs KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def to_sets(overrides: dict | None) -> list[str]:
+    """The inverse of :func:`parse_sets`: command-line flags for a dict of overrides."""
+    flags = []
+    for key, value in (overrides or {}).items():
+        flags += ["--set", f"{key}={value}"]
+    return flags
