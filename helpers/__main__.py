@@ -5,7 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .download import DownloadError
+from .manifest import ManifestError
+from .paths import UnsafePathError
 from .profiles import PROFILES, ProfileError, get_profile, parse_sets
+from .stamps import StaleOutputError
+
+# Errors whose message already says what to do: printed without a traceback.
+KNOWN_ERRORS = (DownloadError, ManifestError, UnsafePathError, StaleOutputError)
+
+
+def _known_errors():
+    from .generate import GenerationError
+    from .real_data import DataError
+    return KNOWN_ERRORS + (DataError, GenerationError)
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:
@@ -49,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (RuntimeError, ValueError, OSError) as exc:
+    except _known_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

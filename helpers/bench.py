@@ -5,6 +5,7 @@ A benchmark prints what it measured; nothing here is a timed test.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .images import convert_file
-from .paths import coco_dir
+from .paths import atomic_write_text, coco_dir, results_root
 
 
 def _report(what: str, n: int, seconds: float, device: str) -> dict:
@@ -68,5 +69,12 @@ def bench_generate(profile, n_images: int | None = None) -> dict:
                    f"batch {batch}, {pipe.unet.dtype})", n, seconds, name)
 
 
+def result_path(profile, what: str) -> Path:
+    return results_root(profile.name) / f"bench_{what}.json"
+
+
 def run(what: str, profile, n_images: int | None = None) -> dict:
-    return {"data": bench_data, "generate": bench_generate}[what](profile, n_images)
+    """Measure, print, and keep the figures in ``results/<profile>/bench_<what>.json``."""
+    result = {"data": bench_data, "generate": bench_generate}[what](profile, n_images)
+    atomic_write_text(result_path(profile, what), json.dumps(result, indent=2))
+    return result

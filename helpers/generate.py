@@ -23,7 +23,8 @@ from . import manifest as mf
 from .images import BadImage, convert_file, is_valid_image
 from .paths import atomic_write_bytes, data_root, profile_dir, relative_to_root, tiny_model_dir
 from .profiles import TINY_SD2
-from .real_data import log_skipped, plan_paths, processed_path
+from .real_data import format_settings, log_skipped, plan_paths, processed_path
+from .stamps import check_or_write
 
 
 class GenerationError(RuntimeError):
@@ -65,6 +66,12 @@ def load_pipeline(profile, device: torch.device):
     if device.type == "cuda":
         pipe.unet.to(memory_format=torch.channels_last)
     return pipe
+
+
+def generation_settings(profile) -> dict:
+    return format_settings(profile) | dict(
+        sd_model=profile.sd_model, sd_resolution=profile.sd_resolution, sd_steps=profile.sd_steps,
+        sd_guidance=profile.sd_guidance, sd_scheduler=profile.sd_scheduler, seed=profile.seed)
 
 
 def raw_path(profile, split: str, key: str) -> Path:
@@ -118,6 +125,11 @@ def run(profile, limit: int | None = None) -> pd.DataFrame | None:
     world = distributed.init()
     try:
         plan = read_plan(profile)
+        if world.is_main:
+            check_or_write(profile_dir(profile.name) / "images" / "generated" / "settings.json",
+                           generation_settings(profile), "generated images")
+            model_location(profile)  # builds smoke's tiny model once, before the other ranks load it
+        distributed.barrier()
         mine = shard(plan, world.rank, world.size)
         if limit is not None:
             mine = mine.iloc[:limit]

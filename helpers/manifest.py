@@ -85,8 +85,22 @@ def load(profile_name: str, *, check_files: bool = True) -> pd.DataFrame:
     if not path.exists():
         raise ManifestError(f"{path} does not exist: run `python -m helpers data --profile "
                             f"{profile_name}` (and `generate`) first")
-    frame = pd.read_csv(path, keep_default_na=False)
+    frame = _typed(pd.read_csv(path, keep_default_na=False))
     validate(frame, root=data_root(), check_files=check_files, where=str(path))
+    return frame
+
+
+INT_COLUMNS = ("label", "coco_id", "seed", "steps", "orig_width", "orig_height")
+FLOAT_COLUMNS = ("guidance",)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers back from text: blank cells (a real image has no seed) become <NA>, ints stay exact."""
+    for col in INT_COLUMNS + FLOAT_COLUMNS:
+        if col in frame.columns:
+            values = [pd.NA if str(v) == "" else v for v in frame[col]]
+            frame[col] = pd.array([pd.NA if v is pd.NA else (int(v) if col in INT_COLUMNS else float(v))
+                                   for v in values], dtype="Int64" if col in INT_COLUMNS else "Float64")
     return frame
 
 

@@ -21,11 +21,18 @@ from . import manifest as mf
 from .download import DownloadError, Job, download_file, download_many
 from .images import BadImage, convert_file, load_rgb, suffix
 from .paths import coco_dir, data_root, profile_dir, relative_to_root
+from .stamps import check_or_write
 from .standins import build_standin_coco
 
 
 class DataError(RuntimeError):
     """The data step could not finish; the message says what is missing and what to do."""
+
+
+def format_settings(profile) -> dict:
+    """What both classes share on disk: side, format, quality, chroma subsampling."""
+    return dict(image_size=profile.image_size, store_format=profile.store_format,
+                jpeg_quality=profile.jpeg_quality, jpeg_subsampling=profile.jpeg_subsampling)
 
 
 def plan_paths(profile) -> tuple[Path, Path]:
@@ -148,6 +155,9 @@ def real_rows(profile, plan: pd.DataFrame) -> pd.DataFrame:
 def run(profile) -> pd.DataFrame:
     """The whole data step; returns the real part of the manifest."""
     print(profile.describe())
+    check_or_write(profile_dir(profile.name) / "images" / "real" / "settings.json",
+                   format_settings(profile) | {"real_source": profile.real_source, "seed": profile.seed},
+                   "real images")
     real, gen = make_plans(profile)
     print(f"plan: {len(real)} real and {len(gen)} generated images "
           f"(written to {plan_paths(profile)[0].parent})")

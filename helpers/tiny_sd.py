@@ -12,6 +12,7 @@ shaped by random weights: stand-ins, never findings.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -91,5 +92,10 @@ def build_tiny_pipeline(target: Path, seed: int = 0) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-sd2-", dir=target.parent))
     pipe.save_pretrained(staging)
-    staging.rename(target)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first: keep its copy
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "model_index.json").exists():
+            raise
     return target

@@ -1,0 +1,178 @@
+"""What the notebooks call: set-up, running a step's command, and the chapter's tables and figures.
+
+A notebook cell stays a few lines long; the work is here or in the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from PIL import Image
+
+from . import manifest as mf
+from . import paper
+from .paths import data_root, inside, results_root
+from .profiles import Profile, get_profile, to_sets
+
+
+def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
+    """The chapter's profile, printed, with a warning when its results are only pipeline checks."""
+    p = get_profile(profile, overrides)
+    print(p.describe())
+    if p.name == "smoke":
+        print("\nSMOKE PROFILE: stand-in photographs and tiny random models. Every number below is a "
+              "check that the pipeline runs, not a finding about real or generated images.")
+    return p
+
+
+def run_step(command: str, profile: Profile, overrides: dict | None = None, *args: str,
+             tail: int = 12) -> str:
+    """Run ``python -m helpers COMMAND --profile P [--set ...]``; show the end of its output.
+
+    Each command skips work that is already done, so a rerun of the notebook is fast.
+    """
+    cmd = [sys.executable, "-m", "helpers", command, *args, "--profile", profile.name, *to_sets(overrides)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    print("$ " + " ".join(["python", "-m", "helpers", command, *args, "--profile", profile.name,
+                           *to_sets(overrides)]))
+    print("\n".join(lines[-tail:]))
+    if out.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd[1:])}` failed:\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def counts_with_paper(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Images per class and split: ours (this profile) next to the paper's (section 5.1)."""
+    ours = mf.counts(frame)
+    rows = []
+    for label in ("real", "generated"):
+        for split in mf.SPLITS:
+            planned = (profile.real_counts if label == "real" else profile.gen_counts)[split]
+            have = int(ours.loc[label, split]) if label in ours.index and split in ours.columns else 0
+            rows.append({"class": label, "split": split, f"ours ({profile.name})": have,
+                         "planned by the profile": planned, "the paper's": paper.COUNTS[label][split]})
+    return pd.DataFrame(rows).set_index(["class", "split"])
+
+
+def sample_grid(frame: pd.DataFrame, per_class: int = 4, split: str = "train", seed: int = 0):
+    """A figure: ``per_class`` real images on the top row, generated ones below, with captions."""
+    fig, axes = plt.subplots(2, per_class, figsize=(3.2 * per_class, 7.4))
+    root = data_root()
+    for row, label in enumerate(("real", "generated")):
+        chosen = frame[(frame.label_name == label) & (frame.split == split)]
+        chosen = chosen.sample(min(per_class, len(chosen)), random_state=seed)
+        for col in range(per_class):
+            ax = axes[row, col]
+            ax.axis("off")
+            if col < len(chosen):
+                item = chosen.iloc[col]
+                ax.imshow(Image.open(inside(root, item.path)))
+                caption = str(item.caption)
+                ax.set_title(f"{label}\n" + "\n".join(_wrap(caption, 34)[:3]), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if len(line) + len(word) + 1 > width and line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
+
+
+def file_facts(path: Path) -> dict:
+    """Format, size, mode, JPEG quantisation and chroma subsampling of one image file."""
+    with Image.open(path) as img:
+        facts = {"file": Path(path).name, "format": img.format, "size": f"{img.size[0]}x{img.size[1]}",
+                 "mode": img.mode}
+        if img.format == "JPEG":
+            from PIL import JpegImagePlugin
+            q = img.quantization
+            facts["luma table sum"] = int(sum(q[0])) if q else None
+            facts["subsampling"] = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}.get(
+                JpegImagePlugin.get_sampling(img), "other")
+        else:
+            facts["luma table sum"], facts["subsampling"] = None, "none (lossless)"
+    return facts
+
+
+def format_comparison(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """The files as they came (COCO's JPEG, the model's PNG) and as the study stores them."""
+    from .coco import SUBSET_OF_SPLIT
+    from .generate import raw_path as generated_raw
+    from .paths import coco_dir
+
+    real = frame[frame.label_name == "real"].iloc[0]
+    gen = frame[frame.label_name == "generated"].iloc[0]
+    original_real = coco_dir(profile) / SUBSET_OF_SPLIT[real.split] / f"{int(real.coco_id):012d}.jpg"
+    key = Path(gen.path).stem
+    rows = [
+        {"stage": "as it came", "class": "real", **file_facts(original_real)},
+        {"stage": "as it came", "class": "generated", **file_facts(generated_raw(profile, gen.split, key))},
+        {"stage": "as stored", "class": "real", **file_facts(inside(data_root(), real.path))},
+        {"stage": "as stored", "class": "generated", **file_facts(inside(data_root(), gen.path))},
+    ]
+    return pd.DataFrame(rows).set_index(["stage", "class"])
+
+
+def resize_factors(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """How much each image was shrunk (or enlarged) to reach the common side, by class."""
+    shorter = frame[["orig_width", "orig_height"]].astype(float).min(axis=1)
+    factors = pd.DataFrame({"class": frame["label_name"], "scale": profile.image_size / shorter})
+    return factors.groupby("class")["scale"].describe()[["count", "min", "50%", "max"]]
+
+
+def load_bench(profile: Profile, what: str) -> dict | None:
+    path = results_root(profile.name) / f"bench_{what}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def workload() -> pd.DataFrame:
+    """What each profile asks for: photographs to fetch and images to generate (from the profiles)."""
+    from .profiles import PROFILES
+
+    rows = []
+    for p in PROFILES.values():
+        rows.append({"profile": p.name, "photographs to fetch": sum(p.real_counts.values()),
+                     "images to generate": sum(p.gen_counts.values()),
+                     "generator": p.sd_model, "side (px)": p.sd_resolution, "steps": p.sd_steps})
+    return pd.DataFrame(rows).set_index("profile")
+
+
+def split_checks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Checks that the study's sets do not overlap: by COCO image and by caption."""
+    from .coco import normalise
+
+    real, gen = frame[frame.label_name == "real"], frame[frame.label_name == "generated"]
+    gen_caps = gen["caption"].map(normalise)
+    checks = {
+        "no COCO image is both a real sample and a caption source":
+            not set(real.coco_id.dropna()) & set(gen.coco_id.dropna()),
+        "no COCO image is in two splits": not frame.groupby("coco_id")["split"].nunique().gt(1).any(),
+        "no caption is generated twice": gen_caps.is_unique,
+        "no generated caption is the displayed caption of a real sample":
+            not set(gen_caps) & set(real["caption"].map(normalise)),
+        "every generated image has its own seed": gen["seed"].is_unique,
+    }
+    return pd.DataFrame({"holds": pd.Series(checks)})
+
+
+def generation_estimate(profile: Profile) -> pd.DataFrame | None:
+    """Time to generate this profile's images at the rate measured by ``bench generate``."""
+    bench = load_bench(profile, "generate")
+    if bench is None:
+        return None
+    n = sum(profile.gen_counts.values())
+    return pd.DataFrame([{"images": n, "measured images/s": bench["images_per_s"],
+                          "device": bench["device"],
+                          "estimated minutes on one such device": round(n / bench["images_per_s"] / 60, 1)}])

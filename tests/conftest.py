@@ -1,0 +1,86 @@
+"""Shared fixtures: a private data root per test, and a tiny file server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    monkeypatch.setenv("BOOK_DATA_ROOT", str(root))
+    monkeypatch.setenv("BOOK_RESULTS_ROOT", str(tmp_path / "results"))
+    monkeypatch.delenv("BOOK_PROFILE", raising=False)
+    return root
+
+
+class FileServer:
+    """Serves ``files`` (path -> bytes) with Range support.
+
+    ``drop_after[path] = n``: the next response for ``path`` announces the full length but closes
+    after ``n`` bytes (a transfer broken off), once per entry of ``drop_times[path]`` (default 1).
+    ``requests`` records (path, Range header) of every request.
+    """
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.drop_after: dict[str, int] = {}
+        self.drop_times: dict[str, int] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                rng = self.headers.get("Range")
+                server.requests.append((path, rng))
+                if path not in server.files:
+                    self.send_error(404)
+                    return
+                body = server.files[path]
+                start = 0
+                if rng and rng.startswith("bytes="):
+                    start = int(rng[6:].split("-")[0])
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                rest = body[start:]
+                self.send_header("Content-Length", str(len(rest)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                if path in server.drop_after and server.drop_times.get(path, 1) > 0:
+                    server.drop_times[path] = server.drop_times.get(path, 1) - 1
+                    self.wfile.write(rest[:server.drop_after[path]])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(rest)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server():
+    server = FileServer()
+    yield server
+    server.close()

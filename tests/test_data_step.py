@@ -1,0 +1,116 @@
+"""The data step end to end: smoke's stand-ins, and the COCO code path against 127.0.0.1."""
+
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import coco, real_data
+from helpers import manifest as mf
+from helpers.profiles import get_profile
+from helpers.stamps import StaleOutputError
+
+SMALL = dict(real_train=10, real_val=3, real_test=4, gen_train=6, gen_val=3, gen_test=4,
+             download_workers=4, download_retries=1)
+
+
+def _jpeg(w, h, seed):
+    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def coco_server(file_server, monkeypatch):
+    """A tiny COCO 2017: the annotations zip and single images, served like cocodataset.org."""
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as zf:
+        for subset, ids in (("train2017", range(1, 41)), ("val2017", range(1001, 1013))):
+            images, anns = [], []
+            for i in ids:
+                w, h = (64, 48) if i % 2 else (48, 64)
+                name = f"{i:012d}.jpg"
+                file_server.files[f"/{subset}/{name}"] = _jpeg(w, h, i)
+                images.append(dict(id=i, file_name=name, width=w, height=h))
+                anns += [dict(id=i * 10 + k, image_id=i, caption=f"Picture {i}, caption {k}.") for k in range(5)]
+            zf.writestr(f"annotations/captions_{subset}.json", json.dumps(dict(images=images, annotations=anns)))
+        zf.writestr("annotations/person_keypoints_train2017.json", "{}")
+    body = zbuf.getvalue()
+    file_server.files["/annotations/annotations_trainval2017.zip"] = body
+    monkeypatch.setattr(coco, "ANNOTATIONS_URL", file_server.url + "/annotations/annotations_trainval2017.zip")
+    monkeypatch.setattr(coco, "ANNOTATIONS_MD5", hashlib.md5(body).hexdigest())
+    monkeypatch.setattr(coco, "IMAGE_URL", file_server.url + "/{subset}/{file_name}")
+    return file_server
+
+
+def test_coco_path_downloads_only_the_sampled_images(data_root, coco_server):
+    profile = get_profile("course", SMALL)
+    rows = real_data.run(profile)
+    assert len(rows) == 17
+    fetched = {p for p, _ in coco_server.requests if p.endswith(".jpg")}
+    assert len(fetched) == 17  # only the plan's photographs, not the whole set
+    frame = mf.load("course")
+    assert mf.counts(frame).loc["real"].to_dict() == {"train": 10, "val": 3, "test": 4, "total": 17}
+    img = Image.open(data_root / frame.path.iloc[0])
+    assert img.size == (384, 384) and img.format == "JPEG"
+    assert (data_root / "coco" / "annotations" / "captions_val2017.json").exists()
+    # a second run reuses everything
+    before = len(coco_server.requests)
+    real_data.run(profile)
+    assert len(coco_server.requests) == before
+
+
+def test_bad_images_on_the_server_are_reported_and_the_rest_kept(data_root, coco_server):
+    profile = get_profile("course", SMALL)
+    real, _ = real_data.make_plans(profile)
+    first, second = real.iloc[0], real.iloc[1]
+    del coco_server.files[f"/{first.coco_subset}/{first.file_name}"]  # 404
+    good = coco_server.files[f"/{second.coco_subset}/{second.file_name}"]
+    coco_server.files[f"/{second.coco_subset}/{second.file_name}"] = good[: len(good) // 3]  # truncated
+    with pytest.raises(real_data.DataError, match="2 of 17 photographs could not be fetched; the 15 others"):
+        real_data.run(profile)
+    assert len(mf.load("course")) == 15
+    assert not list((data_root / "coco").rglob("*.part"))
+    assert not (data_root / "coco" / second.coco_subset / second.file_name).exists()
+    # the server is mended: the next run fetches the two and finishes
+    coco_server.files[f"/{first.coco_subset}/{first.file_name}"] = _jpeg(first.width, first.height, 0)
+    coco_server.files[f"/{second.coco_subset}/{second.file_name}"] = good
+    assert len(real_data.run(profile)) == 17
+
+
+def test_size_mismatch_with_the_annotation_is_refused(data_root, coco_server):
+    profile = get_profile("course", SMALL)
+    real, _ = real_data.make_plans(profile)
+    row = real.iloc[0]
+    coco_server.files[f"/{row.coco_subset}/{row.file_name}"] = _jpeg(50, 50, 1)
+    with pytest.raises(real_data.DataError, match="1 of 17"):
+        real_data.run(profile)
+
+
+def test_offline_says_what_to_download_and_where(data_root, monkeypatch):
+    monkeypatch.setattr(coco, "ANNOTATIONS_URL", "http://127.0.0.1:9/annotations/annotations_trainval2017.zip")
+    with pytest.raises(real_data.DataError) as info:
+        real_data.run(get_profile("course", SMALL))
+    message = str(info.value)
+    assert "annotations_trainval2017.zip" in message and str(data_root / "coco") in message
+    assert "captions_train2017.json" in message
+
+
+def test_smoke_builds_its_standins_and_labels_them(data_root):
+    profile = get_profile("smoke")
+    rows = real_data.run(profile)
+    assert len(rows) == sum(profile.real_counts.values())
+    assert set(rows["source"]) == {"standin-train2017", "standin-val2017"}
+    assert set(rows["label_name"]) == {"real"}
+
+
+def test_changed_format_settings_are_refused(data_root):
+    real_data.run(get_profile("smoke"))
+    with pytest.raises(StaleOutputError, match="jpeg_quality: 95 on disk, 80 now"):
+        real_data.run(get_profile("smoke", {"jpeg_quality": 80}))
