@@ -16,9 +16,10 @@ KNOWN_ERRORS = (DownloadError, ManifestError, UnsafePathError, StaleOutputError)
 
 
 def _known_errors():
+    from .augment import AugmentError
     from .generate import GenerationError
     from .real_data import DataError
-    return KNOWN_ERRORS + (DataError, GenerationError)
+    return KNOWN_ERRORS + (AugmentError, DataError, GenerationError)
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(p)
     p.add_argument("--limit", type=int, default=None, help="at most this many images per rank (a trial)")
 
+    p = sub.add_parser("augment", help="Algorithm 1: augmented generated training images (Chapter 2)")
+    _profile_args(p)
+    p.add_argument("--both-classes", action="store_true",
+                   help="also augment as many real training images (the one-class shortcut's control)")
+
     p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image on a GPU)")
     p.add_argument("what", choices=["data", "generate"])
     _profile_args(p)
@@ -56,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "generate":
             from . import generate
             generate.run(profile, limit=args.limit)
+        elif args.command == "augment":
+            from . import augment
+            augment.run(profile, both_classes=args.both_classes)
         elif args.command == "bench":
             from . import bench
             bench.run(args.what, profile, n_images=args.images)

@@ -25,8 +25,26 @@ def _report(what: str, n: int, seconds: float, device: str) -> dict:
     return result
 
 
+def _time(fn, sources) -> float:
+    start = time.perf_counter()
+    for i, src in enumerate(sources):
+        fn(i, src)
+    return time.perf_counter() - start
+
+
 def bench_data(profile, n_images: int | None = None) -> dict:
-    """Decode, check, resize with anti-aliasing and encode, one core: the data step's CPU work."""
+    """Per-core throughput of the data work, three ways, measured in the same run:
+
+    - the data step: decode, check, anti-aliased resize, JPEG encode;
+    - training input with augmentation: decode, Algorithm 1 (a drawn subset), resize, tensor;
+    - a plain baseline: PIL decode and torchvision resize to tensor, nothing else.
+    """
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    from . import augment
+    from .images import load_rgb, preprocess
     from .real_data import ensure_captions
 
     root = ensure_captions(profile) if profile.real_source == "standin" else coco_dir(profile)
@@ -36,12 +54,34 @@ def bench_data(profile, n_images: int | None = None) -> dict:
                            f"{profile.name}` first")
     n = n_images or min(len(sources), 64)
     sources = (sources * (n // len(sources) + 1))[:n]
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        for i, src in enumerate(sources):
-            convert_file(src, Path(tmp) / f"{i}.jpg", profile)
-        seconds = time.perf_counter() - start
-    return _report("data (decode+resize+encode, 1 process)", n, seconds, f"cpu ({os.cpu_count()} cores)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # per core
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            step = _time(lambda i, src: convert_file(src, Path(tmp) / f"{i}.jpg", profile), sources)
+
+        def augmented(i, src):
+            params = augment.draw(np.random.default_rng(i), profile.augment)
+            img = augment.apply(load_rgb(src), params, i)
+            TF.to_dtype(TF.to_image(preprocess(img, profile.image_size)), torch.float32, scale=True)
+
+        def baseline(i, src):
+            with Image.open(src) as img:
+                x = TF.to_image(img.convert("RGB"))
+            TF.to_dtype(TF.resize(x, [profile.image_size, profile.image_size], antialias=True),
+                        torch.float32, scale=True)
+
+        aug = _time(augmented, sources)
+        base = _time(baseline, sources)
+    finally:
+        torch.set_num_threads(threads)
+    cpu = f"cpu, 1 of {os.cpu_count()} cores"
+    result = _report("data step (decode+check+resize+encode)", n, step, cpu)
+    result["augment_images_per_s"] = round(n / aug, 3)
+    result["baseline_images_per_s"] = round(n / base, 3)
+    print(f"bench data: decode+augment+tensor at {profile.image_size}: {n / aug:.2f} images/s; "
+          f"baseline PIL+torchvision decode+resize+tensor: {n / base:.2f} images/s (same run, 1 core)")
+    return result
 
 
 def bench_generate(profile, n_images: int | None = None) -> dict:

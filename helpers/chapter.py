@@ -25,8 +25,9 @@ def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
     p = get_profile(profile, overrides)
     print(p.describe())
     if p.name == "smoke":
-        print("\nSMOKE PROFILE: stand-in photographs and tiny random models. Every number below is a "
-              "check that the pipeline runs, not a finding about real or generated images.")
+        print("\nSMOKE PROFILE: stand-in photographs and tiny random models.\n"
+              "Every number below checks that the pipeline runs; none is a finding\n"
+              "about real or generated images.")
     return p
 
 
@@ -49,7 +50,7 @@ def run_step(command: str, profile: Profile, overrides: dict | None = None, *arg
 
 def counts_with_paper(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Images per class and split: ours (this profile) next to the paper's (section 5.1)."""
-    ours = mf.counts(frame)
+    ours = mf.counts(mf.originals(frame))
     rows = []
     for label in ("real", "generated"):
         for split in mf.SPLITS:
@@ -60,9 +61,24 @@ def counts_with_paper(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["class", "split"])
 
 
+def glue_figure(name: str, fig) -> None:
+    """Hand ``fig`` to the book (a ``{glue:figure}`` with a caption shows it) and not twice."""
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def manifest_preview(frame: pd.DataFrame) -> pd.DataFrame:
+    """The first real and the first generated row, with the columns a reader needs first."""
+    cols = ["path", "label", "split", "source", "caption", "seed", "steps"]
+    firsts = frame.groupby("label_name", sort=False).head(1)
+    return firsts[cols].set_index("path")
+
+
 def sample_grid(frame: pd.DataFrame, per_class: int = 4, split: str = "train", seed: int = 0):
     """A figure: ``per_class`` real images on the top row, generated ones below, with captions."""
-    fig, axes = plt.subplots(2, per_class, figsize=(3.2 * per_class, 7.4))
+    fig, axes = plt.subplots(2, per_class, figsize=(2.6 * per_class, 6.4))
     root = data_root()
     for row, label in enumerate(("real", "generated")):
         chosen = frame[(frame.label_name == label) & (frame.split == split)]
@@ -74,7 +90,7 @@ def sample_grid(frame: pd.DataFrame, per_class: int = 4, split: str = "train", s
                 item = chosen.iloc[col]
                 ax.imshow(Image.open(inside(root, item.path)))
                 caption = str(item.caption)
-                ax.set_title(f"{label}\n" + "\n".join(_wrap(caption, 34)[:3]), fontsize=8)
+                ax.set_title(f"{label}\n" + "\n".join(_wrap(caption, 30)[:3]), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -153,6 +169,7 @@ def split_checks(frame: pd.DataFrame) -> pd.DataFrame:
     """Checks that the study's sets do not overlap: by COCO image and by caption."""
     from .coco import normalise
 
+    frame = mf.originals(frame)
     real, gen = frame[frame.label_name == "real"], frame[frame.label_name == "generated"]
     gen_caps = gen["caption"].map(normalise)
     checks = {

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import requests
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 CHUNK = 1 << 16
 USER_AGENT = "genimg-book/0.1 (+https://jupyterbook.org)"

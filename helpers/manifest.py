@@ -16,6 +16,7 @@ from .paths import atomic_write_text, data_root, inside, profile_dir
 COLUMNS = [
     "path", "label", "label_name", "split", "source", "caption", "coco_id", "seed", "model_id",
     "scheduler", "steps", "guidance", "orig_width", "orig_height",
+    "aug_source", "aug_ops", "aug_params",  # augmented images (Chapter 2): source path, techniques, values
 ]
 LABELS = {"real": 0, "generated": 1}
 SPLITS = ("train", "val", "test")
@@ -42,7 +43,7 @@ def write_part(profile_name: str, part: str, rows: pd.DataFrame) -> Path:
     rows = rows.reindex(columns=COLUMNS)
     validate(rows, root=data_root(), check_files=True, where=f"part '{part}'")
     write_csv(rows, part_path(profile_name, part))
-    parts = sorted((profile_dir(profile_name) / "parts").glob("*.csv"))
+    parts = sorted((profile_dir(profile_name) / "parts").glob("*.csv"), key=lambda p: (p.stem != "real", p.stem))
     frame = pd.concat([pd.read_csv(p, keep_default_na=False) for p in parts], ignore_index=True)
     frame = frame.reindex(columns=COLUMNS)
     path = manifest_path(profile_name)
@@ -70,7 +71,8 @@ def validate(frame: pd.DataFrame, *, root: Path, check_files: bool = True, where
     dup = frame["path"][frame["path"].duplicated()]
     if len(dup):
         raise ManifestError(f"{where}: path {dup.iloc[0]!r} is listed twice")
-    for rel in frame["path"]:
+    sources = [s for s in frame["aug_source"] if isinstance(s, str) and s] if "aug_source" in frame else []
+    for rel in list(frame["path"]) + sources:
         try:
             full = inside(root, rel)
         except ValueError as exc:
@@ -102,6 +104,14 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             frame[col] = pd.array([pd.NA if v is pd.NA else (int(v) if col in INT_COLUMNS else float(v))
                                    for v in values], dtype="Int64" if col in INT_COLUMNS else "Float64")
     return frame
+
+
+AUGMENTED_SOURCES = ("augmented", "augmented-real")
+
+
+def originals(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of photographs and generations themselves, without Chapter 2's augmented copies."""
+    return frame[~frame["source"].isin(AUGMENTED_SOURCES)]
 
 
 def counts(frame: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 ENV_VAR = "BOOK_PROFILE"
 DEFAULT = "smoke"
@@ -25,6 +25,37 @@ TINY_SD2 = "tiny-sd2"
 
 class ProfileError(ValueError):
     """An unknown profile, an unknown setting or a bad value."""
+
+
+def _why(default, reason: str):
+    return field(default=default, metadata={"why": reason})
+
+
+@dataclass(frozen=True)
+class AugmentRanges:
+    """Ranges of Chapter 2's augmentation (the paper's Algorithm 1 names the techniques, not these).
+
+    Each augmented image applies a non-empty random subset of the four techniques, with every
+    parameter drawn uniformly from its range. The ranges are mild on purpose: the paper wants more
+    training images *of the same kind* (section 4), not new kinds of image. Each field says why.
+    """
+
+    rotation_deg: float = _why(
+        15.0, "degrees either way; keeps horizons and people plausibly upright. The empty corners a "
+        "rotation leaves are cut away (largest centred crop, resized back): black corners in one "
+        "class only would be a give-away")
+    noise_sigma: tuple[float, float] = _why(
+        (0.01, 0.04), "standard deviation on the [0, 1] scale; visible on flat areas, below the noise "
+        "of a dim indoor photograph; more would teach 'noisy means generated'")
+    brightness: tuple[float, float] = _why(
+        (0.8, 1.2), "factor (1 = unchanged); +-20% stays within how exposure varies across COCO")
+    contrast: tuple[float, float] = _why(
+        (0.8, 1.2), "factor (1 = unchanged); the same reasoning as brightness")
+    saturation: tuple[float, float] = _why(
+        (0.8, 1.2), "colour jitter, factor (1 = unchanged): from slightly muted to slightly vivid")
+    hue: tuple[float, float] = _why(
+        (-0.05, 0.05), "colour jitter, shift as a fraction of the colour circle; 0.05 is 18 degrees: "
+        "tints change, skin and sky keep possible colours")
 
 
 @dataclass(frozen=True)
@@ -54,6 +85,9 @@ class Profile:
     jpeg_subsampling: str = "4:2:0"
     min_side: int = 32  # smaller images are skipped, with the reason logged
     max_pixels: int = 64_000_000  # larger images are refused as decompression bombs
+    # -- Chapter 2: augmented generated training images (Algorithm 1: 7,000 + 3,000 = 10,000)
+    augment_count: int = 0
+    augment: AugmentRanges = AugmentRanges()
     # -- jobs
     seed: int = 2024
     download_workers: int = 16
@@ -73,12 +107,12 @@ class Profile:
     def describe(self) -> str:
         r, g = self.real_counts, self.gen_counts
         return (
-            f"profile '{self.name}': {self.description}\n"
+            f"profile '{self.name}':\n  {self.description}\n"
             f"  real      train/val/test = {r['train']}/{r['val']}/{r['test']} ({self.real_source})\n"
-            f"  generated train/val/test = {g['train']}/{g['val']}/{g['test']} "
-            f"({self.sd_model}, {self.sd_resolution}px, {self.sd_steps} steps, "
-            f"guidance {self.sd_guidance}, {self.sd_scheduler})\n"
-            f"  stored as {self.store_format} q{self.jpeg_quality} {self.jpeg_subsampling} "
+            f"  generated train/val/test = {g['train']}/{g['val']}/{g['test']}\n"
+            f"    by {self.sd_model} at {self.sd_resolution}px, {self.sd_steps} steps,\n"
+            f"    guidance {self.sd_guidance}, {self.sd_scheduler}\n"
+            f"  both stored as {self.store_format} q{self.jpeg_quality} {self.jpeg_subsampling} "
             f"at {self.image_size}x{self.image_size}"
         )
 
@@ -86,7 +120,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        description="any CPU, offline, minutes: stand-in photographs and a tiny random "
+        description="any CPU, offline, minutes: stand-in photographs and a tiny random\n  "
         "pipeline of SD 2.0's architecture (pipeline checks, not findings)",
         real_source="standin",
         real_train=24,
@@ -102,12 +136,13 @@ PROFILES: dict[str, Profile] = {
         sd_scheduler="EulerDiscreteScheduler",
         sd_batch=4,
         sd_dtype="float32",
+        augment_count=8,
         download_workers=4,
     ),
     "course": Profile(
         name="course",
-        description="one Colab-class GPU, about an hour for the whole book: 1/20 of the "
-        "paper's counts, SD 2.0-base at 512 px",
+        description="one Colab-class GPU, about an hour for the whole book:\n  "
+        "1/20 of the paper's counts, SD 2.0-base at 512 px",
         real_source="coco",
         real_train=500,
         real_val=95,
@@ -122,6 +157,7 @@ PROFILES: dict[str, Profile] = {
         sd_scheduler="EulerDiscreteScheduler",
         sd_batch=4,
         sd_dtype="float16",
+        augment_count=150,
     ),
     "paper": Profile(
         name="paper",
@@ -140,6 +176,7 @@ PROFILES: dict[str, Profile] = {
         sd_scheduler="EulerDiscreteScheduler",
         sd_batch=8,
         sd_dtype="float16",
+        augment_count=3_000,
     ),
 }
 
@@ -154,6 +191,7 @@ _POSITIVE = {
     "sd_resolution", "sd_steps", "sd_batch", "image_size", "min_side", "max_pixels",
     "download_workers", "download_retries",
 }
+_NOT_OVERRIDABLE = ("name", "description", "augment")
 
 
 def _coerce(name: str, value, kind: type):
@@ -194,8 +232,8 @@ def get_profile(name: str | None = None, overrides: dict | None = None) -> Profi
     types = {"int": int, "float": float, "str": str}
     changes = {}
     for key, value in overrides.items():
-        if key not in kinds or key in ("name", "description"):
-            valid = ", ".join(k for k in kinds if k not in ("name", "description"))
+        if key not in kinds or key in _NOT_OVERRIDABLE:
+            valid = ", ".join(k for k in kinds if k not in _NOT_OVERRIDABLE)
             raise ProfileError(f"unknown setting {key!r}; valid settings: {valid}")
         changes[key] = _coerce(key, value, types[kinds[key]])
     return dataclasses.replace(profile, **changes)
