@@ -17,9 +17,14 @@ KNOWN_ERRORS = (DownloadError, ManifestError, UnsafePathError, StaleOutputError)
 
 def _known_errors():
     from .augment import AugmentError
+    from .checkpoints import CheckpointError
     from .generate import GenerationError
+    from .inpaint_sd import GenerationModelError
+    from .inpaint_step import InpaintError
+    from .masks import MaskError
     from .real_data import DataError
-    return KNOWN_ERRORS + (AugmentError, DataError, GenerationError)
+    return KNOWN_ERRORS + (AugmentError, CheckpointError, DataError, GenerationError,
+                           GenerationModelError, InpaintError, MaskError)
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:
@@ -45,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--both-classes", action="store_true",
                    help="also augment as many real training images (the one-class shortcut's control)")
 
+    p = sub.add_parser("inpaint", help="inpaint real and generated images with one model, and score (Chapter 3)")
+    _profile_args(p)
+    p.add_argument("--model", required=True,
+                   choices=["pconv", "deepfill_v2", "sd2_inpaint", "telea", "navier_stokes", "biharmonic"])
+    p.add_argument("--masks", default="free_form", metavar="free_form|objects|DIR",
+                   help="seeded free-form strokes (default), COCO object outlines, or a folder of masks")
+
     p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image on a GPU)")
     p.add_argument("what", choices=["data", "generate"])
     _profile_args(p)
@@ -65,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "augment":
             from . import augment
             augment.run(profile, both_classes=args.both_classes)
+        elif args.command == "inpaint":
+            from . import inpaint_step
+            inpaint_step.run(profile, args.model, mask_mode=args.masks)
         elif args.command == "bench":
             from . import bench
             bench.run(args.what, profile, n_images=args.images)

@@ -28,12 +28,17 @@ class DownloadError(RuntimeError):
     """A download that cannot complete; the message says what to do."""
 
 
-def md5sum(path: Path) -> str:
-    h = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in blocks (checksums of downloads and of carried data)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def md5sum(path: Path) -> str:
+    return file_digest(path, "md5")
 
 
 def _offline_hint(url: str, dest: Path) -> str:

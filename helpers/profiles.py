@@ -21,6 +21,10 @@ SD2_BASE_512 = "stabilityai/stable-diffusion-2-base"
 # Stand-in for smoke: a tiny random pipeline of SD 2.0's architecture, built locally under the data
 # root and loaded through the same ``from_pretrained`` call as a hub id.
 TINY_SD2 = "tiny-sd2"
+TINY_SD2_INPAINT = "tiny-sd2-inpainting"
+# Smoke's stand-ins for the DALL-E 2 and Imagen folders: images of differently configured tiny
+# generators, made locally (Chapter 3). Real folders are given with --set dalle2_dir=/path.
+STANDIN_DIR = "standin"
 
 
 class ProfileError(ValueError):
@@ -88,6 +92,32 @@ class Profile:
     # -- Chapter 2: augmented generated training images (Algorithm 1: 7,000 + 3,000 = 10,000)
     augment_count: int = 0
     augment: AugmentRanges = AugmentRanges()
+    # -- Chapter 3: inpainting real and generated images
+    inpaint_count: int = 10  # images per set; the paper's Table 2 uses 10 (the first 10 are reported apart)
+    inpaint_models: str = "pconv,deepfill_v2,sd2_inpaint,telea,navier_stokes,biharmonic"  # Chapter 3 runs these
+    mask_ratio: float = 0.15  # share of each image covered by the free-form hole (same masks for every set)
+    pconv_checkpoint: str = ""  # path or URL of a partial-convolution U-Net checkpoint (state under "model")
+    deepfill_checkpoint: str = ""  # path or URL of the DeepFill v2 PyTorch conversion (state under "G")
+    sd_inpaint_model: str = "stabilityai/stable-diffusion-2-inpainting"
+    sd_inpaint_prompt: str = "background, the scene continued naturally"
+    dalle2_dir: str = ""  # a folder of DALL-E 2 images (Chapter 3 lists public sources)
+    imagen_dir: str = ""  # a folder of Imagen images
+    # -- Chapter 4: fine-tuning the classifier (sections 4, 5, 5.3)
+    train_model: str = "convnext_xlarge.fb_in22k_ft_in1k_384"  # a timm name, or "tiny-convnext" (smoke)
+    train_pretrained: str = "timm"  # "timm": the hub weights through timm; "none": random; or a local file
+    train_img_size: int = 384
+    train_head: str = "paper"  # "paper": 2 outputs, sigmoid, BCE (as the paper); "logit": 1 logit, BCE
+    train_batch: int = 4  # global batch (all GPUs, after accumulation), the paper's 4
+    train_micro_batch: int = 4  # per GPU per step; accumulation makes up the rest
+    train_epochs: int = 200
+    train_patience: int = 10  # early stopping on validation loss
+    train_lr: float = 1e-4  # Adam; the paper gives no value
+    train_weight_decay: float = 0.0
+    train_precision: str = "bf16"  # on a GPU: "bf16", "fp16" or "fp32"; a CPU runs fp32
+    train_channels_last: int = 1
+    train_compile: int = 0
+    train_grad_checkpointing: int = 0  # activation checkpointing (ConvNeXt-XL on 11 GB cards)
+    train_workers: int = 8
     # -- jobs
     seed: int = 2024
     download_workers: int = 16
@@ -96,6 +126,10 @@ class Profile:
     @property
     def real_counts(self) -> dict[str, int]:
         return {"train": self.real_train, "val": self.real_val, "test": self.real_test}
+
+    @property
+    def inpaint_model_list(self) -> list[str]:
+        return [m for m in self.inpaint_models.split(",") if m]
 
     @property
     def gen_counts(self) -> dict[str, int]:
@@ -137,6 +171,20 @@ PROFILES: dict[str, Profile] = {
         sd_batch=4,
         sd_dtype="float32",
         augment_count=8,
+        inpaint_count=4,
+        inpaint_models="pconv,deepfill_v2,sd2_inpaint,telea",
+        train_model="tiny-convnext",
+        train_pretrained="none",
+        train_img_size=64,
+        train_batch=8,
+        train_micro_batch=4,
+        train_epochs=3,
+        train_patience=2,
+        train_lr=1e-3,
+        train_workers=0,
+        sd_inpaint_model=TINY_SD2_INPAINT,
+        dalle2_dir=STANDIN_DIR,
+        imagen_dir=STANDIN_DIR,
         download_workers=4,
     ),
     "course": Profile(
@@ -158,6 +206,12 @@ PROFILES: dict[str, Profile] = {
         sd_batch=4,
         sd_dtype="float16",
         augment_count=150,
+        inpaint_count=20,
+        train_model="convnext_tiny.fb_in22k_ft_in1k_384",
+        train_batch=32,
+        train_micro_batch=32,
+        train_epochs=10,
+        train_patience=3,
     ),
     "paper": Profile(
         name="paper",
@@ -177,10 +231,13 @@ PROFILES: dict[str, Profile] = {
         sd_batch=8,
         sd_dtype="float16",
         augment_count=3_000,
+        inpaint_count=200,
     ),
 }
 
 _CHOICES = {
+    "train_head": ("paper", "logit"),
+    "train_precision": ("bf16", "fp16", "fp32"),
     "real_source": ("coco", "standin"),
     "sd_dtype": ("float16", "bfloat16", "float32"),
     "store_format": ("JPEG", "PNG"),
@@ -189,7 +246,8 @@ _CHOICES = {
 _POSITIVE = {
     "real_train", "real_val", "real_test", "gen_train", "gen_val", "gen_test",
     "sd_resolution", "sd_steps", "sd_batch", "image_size", "min_side", "max_pixels",
-    "download_workers", "download_retries",
+    "download_workers", "download_retries", "inpaint_count",
+    "train_img_size", "train_batch", "train_micro_batch", "train_epochs", "train_patience",
 }
 _NOT_OVERRIDABLE = ("name", "description", "augment")
 
@@ -212,6 +270,13 @@ def _coerce(name: str, value, kind: type):
         raise ProfileError(f"setting '{name}' must be at least 1; got {value!r}")
     if name == "jpeg_quality" and not 1 <= value <= 100:
         raise ProfileError(f"setting 'jpeg_quality' must be in 1..100; got {value!r}")
+    if name == "inpaint_models":
+        from .inpaint_step import MODELS
+        unknown = [m for m in value.split(",") if m not in MODELS]
+        if unknown:
+            raise ProfileError(f"setting 'inpaint_models' has unknown models {unknown}; valid: {', '.join(MODELS)}")
+    if name == "mask_ratio" and not 0.0 < value < 0.9:
+        raise ProfileError(f"setting 'mask_ratio' must be between 0 and 0.9; got {value!r}")
     if name == "sd_resolution" and value % 8:
         raise ProfileError(f"setting 'sd_resolution' must be a multiple of 8; got {value!r}")
     return value

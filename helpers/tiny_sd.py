@@ -50,9 +50,16 @@ def _write_tokenizer_files(folder: Path) -> tuple[Path, Path]:
     return vocab_file, merges_file
 
 
-def build_tiny_pipeline(target: Path, seed: int = 0) -> Path:
-    """Build the tiny pipeline and ``save_pretrained`` it into ``target`` (atomically)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+def build_tiny_pipeline(target: Path, seed: int = 0, inpainting: bool = False,
+                        scheduler_overrides: dict | None = None) -> Path:
+    """Build the tiny pipeline and ``save_pretrained`` it into ``target`` (atomically).
+
+    ``inpainting``: the UNet takes 9 channels (noisy latents, mask, masked-image latents), as in
+    ``stabilityai/stable-diffusion-2-inpainting``. ``seed`` and ``scheduler_overrides`` make
+    differently configured generators (smoke's stand-ins for other text-to-image models).
+    """
+    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline,
+                           StableDiffusionPipeline, UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     target = Path(target)
@@ -72,7 +79,7 @@ def build_tiny_pipeline(target: Path, seed: int = 0) -> Path:
         pad_token_id=tokenizer.pad_token_id,
     ))
     unet = UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=16, in_channels=9 if inpainting else 4, out_channels=4, layers_per_block=1,
         block_out_channels=(32, 64),
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
@@ -84,10 +91,11 @@ def build_tiny_pipeline(target: Path, seed: int = 0) -> Path:
         block_out_channels=(8, 16, 16, 16), norm_num_groups=8, sample_size=128,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
     )
-    pipe = StableDiffusionPipeline(
+    pipeline_cls = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    pipe = pipeline_cls(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=DDIMScheduler(**SD2_SCHEDULER), safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False,
+        scheduler=DDIMScheduler(**(SD2_SCHEDULER | (scheduler_overrides or {}))), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-sd2-", dir=target.parent))

@@ -1,0 +1,62 @@
+"""Stable Diffusion 2 inpainting through diffusers, as the modern comparison.
+
+``stabilityai/stable-diffusion-2-inpainting`` (or smoke's tiny random pipeline of the same
+family, with a 9-channel UNet). The diffusers pipeline takes a white-is-hole mask; it works at a
+multiple of 8 and returns a whole new image, so the wrapper pastes the original back outside the
+hole, like every other inpainter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .inpainters import check_inputs, composite
+from .paths import data_root
+from .profiles import TINY_SD2_INPAINT
+
+
+class GenerationModelError(RuntimeError):
+    """The inpainting pipeline cannot be loaded; the message says what to do."""
+
+
+def model_location(profile) -> str:
+    if profile.sd_inpaint_model == TINY_SD2_INPAINT:
+        from .tiny_sd import build_tiny_pipeline
+        return str(build_tiny_pipeline(data_root() / "models" / TINY_SD2_INPAINT, inpainting=True))
+    return profile.sd_inpaint_model
+
+
+class SDInpainter:
+    name = "sd2_inpaint"
+
+    def __init__(self, profile, device: torch.device | str = "cpu"):
+        import diffusers
+
+        self.profile, self.device = profile, torch.device(device)
+        location = model_location(profile)
+        dtype = getattr(torch, profile.sd_dtype) if self.device.type == "cuda" else torch.float32
+        try:
+            self.pipe = diffusers.StableDiffusionInpaintPipeline.from_pretrained(
+                location, dtype=dtype, safety_checker=None, requires_safety_checker=False)
+        except (OSError, ValueError) as exc:
+            raise GenerationModelError(
+                f"could not load the inpainting pipeline {location!r}: {exc}\nWith internet access it "
+                f"is downloaded once into the Hugging Face cache ($HF_HOME); offline, copy a snapshot "
+                f"there or give a local folder with --set sd_inpaint_model=/path") from None
+        self.pipe.set_progress_bar_config(disable=True)
+        self.pipe.to(self.device)
+        self.side = 64 if profile.sd_inpaint_model == TINY_SD2_INPAINT else 512
+
+    def __call__(self, image: Image.Image, hole: np.ndarray, seed: int = 0) -> Image.Image:
+        check_inputs(image, hole)
+        mask = Image.fromarray((hole * 255).astype(np.uint8))
+        side = self.side
+        with torch.inference_mode():
+            out = self.pipe(prompt=self.profile.sd_inpaint_prompt, image=image.resize((side, side)),
+                            mask_image=mask.resize((side, side), Image.Resampling.NEAREST),
+                            height=side, width=side, num_inference_steps=self.profile.sd_steps,
+                            guidance_scale=self.profile.sd_guidance,
+                            generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+        return composite(image, out, hole)

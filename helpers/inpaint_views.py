@@ -1,0 +1,119 @@
+"""Chapter 3's tables and figures, read back from ``results/<profile>/inpaint/<model>/``."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from PIL import Image
+
+from . import paper
+from .inpaint_step import OURS, REAL, out_dir
+
+PAPER_N = len(paper.TABLE2_FID[paper.TABLE2_SOURCES[0]])  # 10 images per source in Table 2
+
+
+def load_scores(profile, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    folder = out_dir(profile, model)
+    if not (folder / "scores.csv").exists():
+        raise FileNotFoundError(f"{folder / 'scores.csv'} does not exist: run `python -m helpers inpaint "
+                                f"--profile {profile.name} --model {model}` first")
+    return pd.read_csv(folder / "scores.csv"), pd.read_csv(folder / "fid.csv")
+
+
+def figure_grid(profile, model: str, index: int = 0):
+    """The paper's Figs. 1-4 layout, one row per set: original, masked, mask, result."""
+    scores, _ = load_scores(profile, model)
+    rows = scores[scores["index"] == index]
+    fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.6 * len(rows)), squeeze=False)
+    for r, row in enumerate(rows.itertuples()):
+        original = np.asarray(Image.open(row.original).convert("RGB"))
+        hole = np.asarray(Image.open(row.mask)) > 127
+        masked = original.copy()
+        masked[hole] = 255
+        panels = [original, masked, hole, np.asarray(Image.open(row.result).convert("RGB"))]
+        for c, (panel, title) in enumerate(zip(panels, ("original", "masked", "mask (white = hole)", model))):
+            ax = axes[r, c]
+            ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=10)
+        axes[r, 0].set_ylabel(row.set, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def table1() -> pd.DataFrame:
+    """The paper's Table 1, as printed (a qualitative reading)."""
+    return pd.DataFrame(paper.TABLE1).T.rename_axis("the paper's Table 1")
+
+
+def table2(profile, models: list[str]) -> pd.DataFrame:
+    """Ours per model and set (first 10 images, as the paper, and all), next to the paper's averages."""
+    rows = []
+    for model in models:
+        scores, fids = load_scores(profile, model)
+        for set_name, part in scores.groupby("set", sort=False):
+            first = part[part["index"] < PAPER_N]
+            fid = fids.loc[fids["set"] == set_name, "fid"].iloc[0]
+            rows.append({"model": model, "set": set_name, f"NIQE, first {PAPER_N}": first.niqe.mean(),
+                         f"SIFID, first {PAPER_N}": first.sifid.mean(), "images": len(part),
+                         "NIQE, all": part.niqe.mean(), "SIFID, all": part.sifid.mean(),
+                         "FID of the set": fid})
+    ours = pd.DataFrame(rows).set_index(["model", "set"]).round(3)
+    return ours
+
+
+def paper_table2() -> pd.DataFrame:
+    """The paper's Table 2 averages, as printed and as recomputed from its own rows."""
+    rows = []
+    for src in paper.TABLE2_SOURCES:
+        rows.append({"source": src, "FID, printed": paper.TABLE2_AVERAGE[src][0],
+                     "FID, mean of its rows": round(float(np.mean(paper.TABLE2_FID[src])), 2),
+                     "NIQE, printed": paper.TABLE2_AVERAGE[src][1],
+                     "NIQE, mean of its rows": round(float(np.mean(paper.TABLE2_NIQE[src])), 4)})
+    return pd.DataFrame(rows).set_index("source")
+
+
+def table2_plot(profile, models: list[str]):
+    """Per-image scores: the paper's (FID per image, NIQE) and ours (SIFID, NIQE), by set."""
+    theirs = pd.DataFrame([{"source": s, "score": v, "metric": m} for m, table in
+                           (("FID per image (paper)", paper.TABLE2_FID), ("NIQE (paper)", paper.TABLE2_NIQE))
+                           for s, values in table.items() for v in values])
+    ours = []
+    for model in models:
+        scores, _ = load_scores(profile, model)
+        for metric in ("sifid", "niqe"):
+            ours += [{"source": r.set, "score": getattr(r, metric), "model": model,
+                      "metric": f"{metric.upper()} (ours)"} for r in scores.itertuples()]
+    ours = pd.DataFrame(ours)
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    for ax, metric in zip(axes[:2], ("FID per image (paper)", "NIQE (paper)")):
+        sns.stripplot(theirs[theirs.metric == metric], x="source", y="score", ax=ax, color="tab:gray")
+        ax.set_title(metric, fontsize=10)
+    for ax, metric in zip(axes[2:], ("SIFID (ours)", "NIQE (ours)")):
+        sns.stripplot(ours[ours.metric == metric], x="source", y="score", hue="model", ax=ax, dodge=True)
+        ax.set_title(f"{metric}, profile {profile.name}", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def differences(profile, models: list[str]) -> pd.DataFrame:
+    """Generated minus real, per model, set and score, with a bootstrap 95% interval."""
+    from .quality import bootstrap_difference
+
+    rows = []
+    for model in models:
+        scores, _ = load_scores(profile, model)
+        real = scores[scores.set == REAL]
+        for set_name, part in scores[scores.set != REAL].groupby("set", sort=False):
+            for metric in ("niqe", "sifid"):
+                res = bootstrap_difference(real[metric].to_numpy(), part[metric].to_numpy(), seed=profile.seed)
+                rows.append({"model": model, "set": set_name, "score": metric.upper(),
+                             **{k: res[k] for k in res}})
+    return pd.DataFrame(rows).set_index(["model", "set", "score"]).round(3)

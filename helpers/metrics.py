@@ -1,0 +1,159 @@
+"""How well a classifier tells generated images (label 1) from photographs (label 0).
+
+Every number comes from scikit-learn; this module only chooses which ones, handles a set that holds
+one class only, and adds two things the paper leaves out: a paired test between two models
+(McNemar's, exact) and bootstrap intervals, so that 99.87% on 3,000 images can be read with its
+uncertainty.
+
+A probability ``p`` is P(generated); an image is predicted generated when ``p >= threshold``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+REAL, GENERATED = 0, 1
+
+# Metrics that compare the two classes: undefined on a set of one class.
+TWO_CLASS = ("precision", "recall", "f1", "roc_auc", "average_precision", "balanced_accuracy")
+ONE_CLASS_NOTE = ("only {present} images in this set: accuracy is the share of {present} images "
+                  "recognised as {present}; balanced accuracy, ROC-AUC, average precision, "
+                  "precision, recall and F1 need both classes and are None")
+
+
+def _arrays(y_true, p_generated) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as 0/1 ints and probabilities as floats in [0, 1], checked."""
+    y = np.asarray(y_true)
+    p = np.asarray(p_generated, dtype=float)
+    if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
+        raise ValueError(f"labels and probabilities must be two 1-d arrays of one length; "
+                         f"got shapes {y.shape} and {p.shape}")
+    if len(y) == 0:
+        raise ValueError("no images to score: the labels are empty")
+    if not np.isin(y, (REAL, GENERATED)).all():
+        bad = y[~np.isin(y, (REAL, GENERATED))][0]
+        raise ValueError(f"labels must be 0 (real) or 1 (generated); found {bad!r}")
+    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+        raise ValueError("P(generated) must be finite and within [0, 1]; drop the images that "
+                         "could not be scored (NaN) before computing metrics")
+    return y.astype(int), p
+
+
+def _f(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def binary_metrics(y_true, p_generated, threshold: float = 0.5) -> dict:
+    """Accuracy, precision, recall, F1, ROC-AUC, AP, balanced accuracy, per-class accuracy, counts.
+
+    With one class only (a folder of DALL-E 2 images, say) the two-class metrics are None and
+    ``note`` says why; ``accuracy`` is then the accuracy on that class.
+    """
+    y, p = _arrays(y_true, p_generated)
+    pred = (p >= threshold).astype(int)
+    tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, pred, labels=[REAL, GENERATED]).ravel())
+    n_real, n_gen = int((y == REAL).sum()), int((y == GENERATED).sum())
+    out = {
+        "n": int(len(y)), "n_real": n_real, "n_generated": n_gen, "threshold": float(threshold),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "accuracy_real": _f(skm.accuracy_score(y[y == REAL], pred[y == REAL])) if n_real else None,
+        "accuracy_generated": (_f(skm.accuracy_score(y[y == GENERATED], pred[y == GENERATED]))
+                               if n_gen else None),
+        "tn": tn, "fp": fp, "fn": fn, "tp": tp,
+        "note": None,
+    }
+    if n_real and n_gen:
+        out.update(
+            precision=float(skm.precision_score(y, pred, zero_division=0.0)),
+            recall=float(skm.recall_score(y, pred, zero_division=0.0)),
+            f1=float(skm.f1_score(y, pred, zero_division=0.0)),
+            roc_auc=float(skm.roc_auc_score(y, p)),
+            average_precision=float(skm.average_precision_score(y, p)),
+            balanced_accuracy=float(skm.balanced_accuracy_score(y, pred)),
+        )
+    else:
+        out.update({k: None for k in TWO_CLASS})
+        out["note"] = ONE_CLASS_NOTE.format(present="generated" if n_gen else "real")
+    return out
+
+
+def roc_points(y, p) -> pd.DataFrame:
+    """The ROC curve: columns ``fpr``, ``tpr``, ``threshold`` (scikit-learn's ``roc_curve``)."""
+    y, p = _arrays(y, p)
+    if len(np.unique(y)) < 2:
+        raise ValueError("a ROC curve needs real and generated images; this set holds one class only")
+    fpr, tpr, thresholds = skm.roc_curve(y, p)
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds})
+
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """McNemar's exact test: do two models, scored on the same images, differ in accuracy?
+
+    Only the discordant images count: ``a_only`` (A right, B wrong) and ``b_only`` (A wrong, B
+    right). Under equal accuracy each discordant image is a fair coin, so the two-sided p-value is
+    the exact binomial one of ``min(a_only, b_only)`` in ``a_only + b_only`` tosses.
+    """
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"correct_a and correct_b must be paired 1-d arrays (the same images in the "
+                         f"same order); got shapes {a.shape} and {b.shape}")
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    discordant = a_only + b_only
+    p_value = 1.0 if discordant == 0 else float(binomtest(min(a_only, b_only), discordant, 0.5).pvalue)
+    return {"n": int(len(a)), "both": int((a & b).sum()), "neither": int((~a & ~b).sum()),
+            "a_only": a_only, "b_only": b_only, "p_value": min(1.0, p_value),
+            "accuracy_a": float(a.mean()) if len(a) else None,
+            "accuracy_b": float(b.mean()) if len(b) else None}
+
+
+def _metric_function(metric: str | Callable, threshold: float) -> tuple[str, Callable]:
+    if callable(metric):
+        return getattr(metric, "__name__", "metric"), metric
+    if metric in ("tn", "fp", "fn", "tp", "n", "n_real", "n_generated", "threshold", "note"):
+        raise ValueError(f"{metric!r} is a count, not a metric to bootstrap")
+
+    def by_name(y, p):
+        value = binary_metrics(y, p, threshold)
+        if metric not in value:
+            valid = [k for k in value if k not in ("tn", "fp", "fn", "tp", "n", "n_real", "n_generated",
+                                                   "threshold", "note")]
+            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(valid)}")
+        if value[metric] is None:
+            raise ValueError(f"{metric} is undefined here: {value['note']}")
+        return value[metric]
+
+    return metric, by_name
+
+
+def bootstrap_ci(y, p, metric: str | Callable = "accuracy", n: int = 1000, seed: int = 0,
+                 level: float = 0.95, threshold: float = 0.5) -> dict:
+    """A percentile bootstrap interval for ``metric`` (a name from :func:`binary_metrics`, or a
+    function ``(y, p) -> float``).
+
+    Images are resampled with replacement within each class, so every resample keeps the class
+    counts of the set (and a two-class metric stays defined).
+    """
+    y, p = _arrays(y, p)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    name, fn = _metric_function(metric, threshold)
+    estimate = float(fn(y, p))
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in (REAL, GENERATED) if (y == c).any()]
+    values = np.empty(n)
+    for i in range(n):
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        values[i] = fn(y[idx], p[idx])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return {"metric": name, "estimate": estimate, "low": float(low), "high": float(high),
+            "level": float(level), "n_boot": int(n), "seed": int(seed)}

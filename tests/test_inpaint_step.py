@@ -1,0 +1,87 @@
+"""The inpainting step end to end in smoke (offline, CPU): sets, shared holes, results, scores."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import generate, inpaint_step, real_data
+from helpers import inpaint_views as views
+from helpers.profiles import get_profile
+
+SMALL = {"inpaint_count": 3, "sd_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def shared_root(tmp_path_factory):
+    """Smoke data and generated images, made once for the module."""
+    root = tmp_path_factory.mktemp("inpaint")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BOOK_DATA_ROOT", str(root / "data"))
+        profile = get_profile("smoke", SMALL)
+        real_data.run(profile)
+        generate.run(profile)
+    return root
+
+
+@pytest.fixture
+def study(shared_root, monkeypatch):
+    monkeypatch.setenv("BOOK_DATA_ROOT", str(shared_root / "data"))
+    monkeypatch.setenv("BOOK_RESULTS_ROOT", str(shared_root / "results"))
+    monkeypatch.setenv("TORCH_HOME", str(shared_root / "torch-home"))
+    return get_profile("smoke", SMALL)
+
+
+@pytest.mark.slow
+def test_every_set_gets_the_same_holes_and_is_scored(study):
+    scores = inpaint_step.run(study, "telea")
+    assert list(scores.set.unique()) == [inpaint_step.REAL, inpaint_step.OURS, inpaint_step.DALLE2,
+                                         inpaint_step.IMAGEN]
+    assert (scores.groupby("set").size() == 3).all()
+    for i, part in scores.groupby("index"):
+        assert part["mask"].nunique() == 1  # one hole per index, shared by every set
+        assert part.hole_ratio.nunique() == 1
+    row = scores.iloc[0]
+    hole = np.asarray(Image.open(row["mask"])) > 127
+    a, b = np.asarray(Image.open(row.original).convert("RGB")), np.asarray(Image.open(row.result))
+    assert np.array_equal(a[~hole], b[~hole])
+    assert scores[["niqe", "sifid"]].notna().all().all()
+    fid = pd.read_csv(inpaint_step.out_dir(study, "telea") / "fid.csv")
+    assert len(fid) == 4 and set(fid.inception_weights) == {"random stand-in"}
+    # the views read the results back
+    assert len(views.table2(study, ["telea"])) == 4
+    assert len(views.differences(study, ["telea"])) == 6
+    # a rerun inpaints nothing again and reads the scores back
+    before = {p: Image.open(p).tobytes() for p in scores.result}
+    again = inpaint_step.run(study, "telea")
+    assert all(Image.open(p).tobytes() == before[p] for p in again.result)
+    pd.testing.assert_frame_equal(again, scores, check_dtype=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["pconv", "deepfill_v2", "sd2_inpaint"])
+def test_learned_models_run_through_the_same_step(study, model):
+    profile = get_profile("smoke", dict(SMALL, inpaint_count=2, dalle2_dir="", imagen_dir=""))
+    scores = inpaint_step.run(profile, model)
+    assert len(scores) == 4 and scores.niqe.notna().all() and scores.sifid.notna().all()
+
+
+def test_user_folder_of_external_images(study, tmp_path, monkeypatch):
+    folder = tmp_path / "dalle2"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (500, 300), (i * 40, 90, 30)).save(folder / f"d{i}.png")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    profile = get_profile("smoke", dict(SMALL, dalle2_dir=str(folder), imagen_dir=""))
+    sets = inpaint_step.image_sets(profile)
+    assert list(sets) == [inpaint_step.REAL, inpaint_step.OURS, inpaint_step.DALLE2]
+    assert [k for k, _ in sets[inpaint_step.DALLE2]] == ["d0", "d1", "d2"]
+    assert Image.open(sets[inpaint_step.DALLE2][0][1]).size == (384, 384)
+
+
+def test_missing_folder_and_object_masks_without_annotations_are_clear(study):
+    with pytest.raises(inpaint_step.InpaintError, match="--set dalle2_dir=/path"):
+        inpaint_step.image_sets(get_profile("smoke", dict(SMALL, dalle2_dir="/nonexistent")))
+    sets = inpaint_step.image_sets(get_profile("smoke", dict(SMALL, dalle2_dir="", imagen_dir="")))
+    with pytest.raises(inpaint_step.InpaintError, match="use --masks free_form"):
+        inpaint_step.holes(study, sets, "objects")
