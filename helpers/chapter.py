@@ -32,19 +32,29 @@ def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
 
 
 def run_step(command: str, profile: Profile, overrides: dict | None = None, *args: str,
-             tail: int = 12) -> str:
+             tail: int = 12, nproc: int = 1) -> str:
     """Run ``python -m helpers COMMAND --profile P [--set ...]``; show the end of its output.
 
-    Each command skips work that is already done, so a rerun of the notebook is fast.
+    ``nproc`` > 1 launches it with ``torchrun --standalone --nproc_per_node=nproc`` (one process per
+    GPU, or CPU processes with gloo). Each command skips work that is already done, so a rerun of
+    the notebook is fast.
     """
-    cmd = [sys.executable, "-m", "helpers", command, *args, "--profile", profile.name, *to_sets(overrides)]
+    import shutil
+
+    rest = [command, *args, "--profile", profile.name, *to_sets(overrides)]
+    if nproc > 1:
+        torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+        cmd = [torchrun, "--standalone", f"--nproc_per_node={nproc}", "-m", "helpers", *rest]
+        shown = ["torchrun", "--standalone", f"--nproc_per_node={nproc}", "-m", "helpers", *rest]
+    else:
+        cmd = [sys.executable, "-m", "helpers", *rest]
+        shown = ["python", "-m", "helpers", *rest]
     out = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
-    print("$ " + " ".join(["python", "-m", "helpers", command, *args, "--profile", profile.name,
-                           *to_sets(overrides)]))
+    print("$ " + " ".join(shown))
     print("\n".join(lines[-tail:]))
     if out.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd[1:])}` failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"`{' '.join(shown)}` failed:\n{out.stderr[-3000:]}")
     return out.stdout
 
 

@@ -89,12 +89,15 @@ def table2_plot(profile, models: list[str]):
             ours += [{"source": r.set, "score": getattr(r, metric), "model": model,
                       "metric": f"{metric.upper()} (ours)"} for r in scores.itertuples()]
     ours = pd.DataFrame(ours)
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    axes = axes.ravel()
     for ax, metric in zip(axes[:2], ("FID per image (paper)", "NIQE (paper)")):
         sns.stripplot(theirs[theirs.metric == metric], x="source", y="score", ax=ax, color="tab:gray")
         ax.set_title(metric, fontsize=10)
+    order = [s for s in paper.TABLE2_SOURCES if s in set(ours.source)]
     for ax, metric in zip(axes[2:], ("SIFID (ours)", "NIQE (ours)")):
-        sns.stripplot(ours[ours.metric == metric], x="source", y="score", hue="model", ax=ax, dodge=True)
+        sns.stripplot(ours[ours.metric == metric], x="source", y="score", hue="model", ax=ax, dodge=True,
+                      order=order)
         ax.set_title(f"{metric}, profile {profile.name}", fontsize=10)
     for ax in axes:
         ax.set_xlabel("")
@@ -115,5 +118,7 @@ def differences(profile, models: list[str]) -> pd.DataFrame:
             for metric in ("niqe", "sifid"):
                 res = bootstrap_difference(real[metric].to_numpy(), part[metric].to_numpy(), seed=profile.seed)
                 rows.append({"model": model, "set": set_name, "score": metric.upper(),
-                             **{k: res[k] for k in res}})
+                             "generated minus real": res["observed"], "95% low": res["ci_low"],
+                             "95% high": res["ci_high"], "p (bootstrap)": res["p_value"],
+                             "images per set": f"{res['n_a']} / {res['n_b']}"})
     return pd.DataFrame(rows).set_index(["model", "set", "score"]).round(3)
