@@ -23,8 +23,9 @@ def _known_errors():
     from .inpaint_step import InpaintError
     from .masks import MaskError
     from .real_data import DataError
+    from .train import TrainError
     return KNOWN_ERRORS + (AugmentError, CheckpointError, DataError, GenerationError,
-                           GenerationModelError, InpaintError, MaskError)
+                           GenerationModelError, InpaintError, MaskError, TrainError)
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:
@@ -57,15 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", default="free_form", metavar="free_form|objects|DIR",
                    help="seeded free-form strokes (default), COCO object outlines, or a folder of masks")
 
-    p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image on a GPU)")
-    p.add_argument("what", choices=["data", "generate"])
+    from . import evaluate, train
+    train.add_parser(sub)
+    evaluate.add_parser(sub)
+
+    p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image, MFU on a GPU)")
+    p.add_argument("what", choices=["data", "generate", "train"])
     _profile_args(p)
     p.add_argument("--images", type=int, default=None, help="how many images to time")
+    p.add_argument("--model", default=None, help="bench train: a timm model name (default: the profile's)")
+    p.add_argument("--img-size", type=int, default=None, help="bench train: input side (default: the profile's)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("evaluate", "predict"):
+        from . import evaluate
+        return evaluate.main(args)
     try:
         profile = get_profile(args.profile, parse_sets(args.set))
         if args.command == "data":
@@ -80,8 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "inpaint":
             from . import inpaint_step
             inpaint_step.run(profile, args.model, mask_mode=args.masks)
+        elif args.command == "train":
+            from . import train
+            train.run(profile, control=args.control, deterministic=args.deterministic)
         elif args.command == "bench":
             from . import bench
+            if args.what == "train":
+                changes = {k: v for k, v in (("train_model", args.model), ("train_img_size", args.img_size)) if v}
+                profile = get_profile(profile.name, parse_sets(args.set) | changes)
             bench.run(args.what, profile, n_images=args.images)
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)

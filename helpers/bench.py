@@ -109,12 +109,73 @@ def bench_generate(profile, n_images: int | None = None) -> dict:
                    f"batch {batch}, {pipe.unet.dtype})", n, seconds, name)
 
 
+# Dense bf16 peak of common GPUs (TFLOP/s, vendor figures without sparsity), for MFU.
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0,
+                    "L4": 121.0, "T4": 65.0, "V100": 125.0, "RTX 2080 Ti": 54.0, "RTX 4090": 165.0}
+
+
+def _peak_tflops(device_name: str) -> float | None:
+    for key, value in PEAK_BF16_TFLOPS.items():
+        if key in device_name:
+            return value
+    return None
+
+
+def bench_train(profile, n_images: int | None = None) -> dict:
+    """Training throughput of the profile's model at its input size and micro batch: forward,
+    backward and an Adam step, after warm-up; on a GPU also the model FLOP utilisation."""
+    from . import distributed
+    from .models import build_model, count_flops, loss_and_prob
+
+    world = distributed.init()
+    device = world.device
+    model = build_model(profile, pretrained="none").to(device)
+    if device.type == "cuda" and profile.train_channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if profile.train_grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    opt = torch.optim.Adam(model.parameters(), lr=profile.train_lr)
+    batch = profile.train_micro_batch
+    x = torch.randn(batch, 3, profile.train_img_size, profile.train_img_size, device=device)
+    y = torch.randint(0, 2, (batch,), device=device)
+    use_bf16 = device.type == "cuda" and profile.train_precision == "bf16"
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss, _ = loss_and_prob(model(x), y, profile.train_head)
+        loss.mean().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(2):
+        step()
+    sync()
+    steps = max(1, (n_images or 4 * batch) // batch)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    seconds = time.perf_counter() - start
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    result = _report(f"train ({profile.train_model}, {profile.train_img_size}px, batch {batch})",
+                     steps * batch, seconds, name)
+    flops = 3 * count_flops(model, profile.train_img_size, device)  # forward + backward ~ 3 forwards
+    result["flops_per_image"] = flops
+    result["params_millions"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
+    peak = _peak_tflops(name)
+    if peak:
+        result["mfu"] = round(flops * result["images_per_s"] / (peak * 1e12), 3)
+        print(f"bench train: MFU {result['mfu']:.1%} of the {peak:.0f} TFLOP/s dense bf16 peak of {name}")
+    return result
+
+
 def result_path(profile, what: str) -> Path:
     return results_root(profile.name) / f"bench_{what}.json"
 
 
 def run(what: str, profile, n_images: int | None = None) -> dict:
     """Measure, print, and keep the figures in ``results/<profile>/bench_<what>.json``."""
-    result = {"data": bench_data, "generate": bench_generate}[what](profile, n_images)
+    result = {"data": bench_data, "generate": bench_generate, "train": bench_train}[what](profile, n_images)
     atomic_write_text(result_path(profile, what), json.dumps(result, indent=2))
     return result

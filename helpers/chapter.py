@@ -58,6 +58,14 @@ def run_step(command: str, profile: Profile, overrides: dict | None = None, *arg
     return out.stdout
 
 
+def prerequisites(profile: Profile, overrides: dict | None, *steps: str) -> None:
+    """Run the earlier chapters' steps this chapter reads (each skips what is done, so this is
+    quick after a first run), so that a chapter can be run, or built, on its own."""
+    for step in steps:
+        command, *args = step.split()
+        run_step(command, profile, overrides, *args, tail=1)
+
+
 def counts_with_paper(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Images per class and split: ours (this profile) next to the paper's (section 5.1)."""
     ours = mf.counts(mf.originals(frame))
@@ -88,6 +96,7 @@ def manifest_preview(frame: pd.DataFrame) -> pd.DataFrame:
 
 def sample_grid(frame: pd.DataFrame, per_class: int = 4, split: str = "train", seed: int = 0):
     """A figure: ``per_class`` real images on the top row, generated ones below, with captions."""
+    frame = mf.originals(frame)
     fig, axes = plt.subplots(2, per_class, figsize=(2.6 * per_class, 6.4))
     root = data_root()
     for row, label in enumerate(("real", "generated")):
@@ -138,6 +147,7 @@ def format_comparison(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     from .generate import raw_path as generated_raw
     from .paths import coco_dir
 
+    frame = mf.originals(frame)
     real = frame[frame.label_name == "real"].iloc[0]
     gen = frame[frame.label_name == "generated"].iloc[0]
     original_real = coco_dir(profile) / SUBSET_OF_SPLIT[real.split] / f"{int(real.coco_id):012d}.jpg"
@@ -153,6 +163,7 @@ def format_comparison(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 
 def resize_factors(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """How much each image was shrunk (or enlarged) to reach the common side, by class."""
+    frame = mf.originals(frame)
     shorter = frame[["orig_width", "orig_height"]].astype(float).min(axis=1)
     factors = pd.DataFrame({"class": frame["label_name"], "scale": profile.image_size / shorter})
     return factors.groupby("class")["scale"].describe()[["count", "min", "50%", "max"]]

@@ -10,7 +10,7 @@ A probability ``p`` is P(generated); an image is predicted generated when ``p >=
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,7 @@ def binary_metrics(y_true, p_generated, threshold: float = 0.5) -> dict:
     tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, pred, labels=[REAL, GENERATED]).ravel())
     n_real, n_gen = int((y == REAL).sum()), int((y == GENERATED).sum())
     out = {
-        "n": int(len(y)), "n_real": n_real, "n_generated": n_gen, "threshold": float(threshold),
+        "n": len(y), "n_real": n_real, "n_generated": n_gen, "threshold": float(threshold),
         "accuracy": float(skm.accuracy_score(y, pred)),
         "accuracy_real": _f(skm.accuracy_score(y[y == REAL], pred[y == REAL])) if n_real else None,
         "accuracy_generated": (_f(skm.accuracy_score(y[y == GENERATED], pred[y == GENERATED]))
@@ -107,29 +107,37 @@ def mcnemar(correct_a, correct_b) -> dict:
     a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
     discordant = a_only + b_only
     p_value = 1.0 if discordant == 0 else float(binomtest(min(a_only, b_only), discordant, 0.5).pvalue)
-    return {"n": int(len(a)), "both": int((a & b).sum()), "neither": int((~a & ~b).sum()),
+    return {"n": len(a), "both": int((a & b).sum()), "neither": int((~a & ~b).sum()),
             "a_only": a_only, "b_only": b_only, "p_value": min(1.0, p_value),
             "accuracy_a": float(a.mean()) if len(a) else None,
             "accuracy_b": float(b.mean()) if len(b) else None}
 
 
-def _metric_function(metric: str | Callable, threshold: float) -> tuple[str, Callable]:
+# One metric at a time, for the bootstrap: (labels, predicted labels, probabilities) -> value.
+_ONE = {
+    "accuracy": lambda y, pred, p: skm.accuracy_score(y, pred),
+    "accuracy_real": lambda y, pred, p: skm.accuracy_score(y[y == REAL], pred[y == REAL]),
+    "accuracy_generated": lambda y, pred, p: skm.accuracy_score(y[y == GENERATED], pred[y == GENERATED]),
+    "balanced_accuracy": lambda y, pred, p: skm.balanced_accuracy_score(y, pred),
+    "precision": lambda y, pred, p: skm.precision_score(y, pred, zero_division=0.0),
+    "recall": lambda y, pred, p: skm.recall_score(y, pred, zero_division=0.0),
+    "f1": lambda y, pred, p: skm.f1_score(y, pred, zero_division=0.0),
+    "roc_auc": lambda y, pred, p: skm.roc_auc_score(y, p),
+    "average_precision": lambda y, pred, p: skm.average_precision_score(y, p),
+}
+
+
+def _metric_function(metric: str | Callable, y, p, threshold: float) -> tuple[str, Callable]:
+    """``(name, f(y, p) -> float)`` for a metric given by name or as a function."""
     if callable(metric):
         return getattr(metric, "__name__", "metric"), metric
-    if metric in ("tn", "fp", "fn", "tp", "n", "n_real", "n_generated", "threshold", "note"):
-        raise ValueError(f"{metric!r} is a count, not a metric to bootstrap")
-
-    def by_name(y, p):
-        value = binary_metrics(y, p, threshold)
-        if metric not in value:
-            valid = [k for k in value if k not in ("tn", "fp", "fn", "tp", "n", "n_real", "n_generated",
-                                                   "threshold", "note")]
-            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(valid)}")
-        if value[metric] is None:
-            raise ValueError(f"{metric} is undefined here: {value['note']}")
-        return value[metric]
-
-    return metric, by_name
+    if metric not in _ONE:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(_ONE)}, or a function (y, p) -> float")
+    whole = binary_metrics(y, p, threshold)
+    if whole[metric] is None:
+        raise ValueError(f"{metric} is undefined on this set: {whole['note']}")
+    one = _ONE[metric]
+    return metric, lambda y, p: one(y, (p >= threshold).astype(int), p)
 
 
 def bootstrap_ci(y, p, metric: str | Callable = "accuracy", n: int = 1000, seed: int = 0,
@@ -145,7 +153,7 @@ def bootstrap_ci(y, p, metric: str | Callable = "accuracy", n: int = 1000, seed:
         raise ValueError(f"n must be at least 1, got {n}")
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
-    name, fn = _metric_function(metric, threshold)
+    name, fn = _metric_function(metric, y, p, threshold)
     estimate = float(fn(y, p))
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in (REAL, GENERATED) if (y == c).any()]

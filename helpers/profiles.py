@@ -232,6 +232,7 @@ PROFILES: dict[str, Profile] = {
         sd_dtype="float16",
         augment_count=3_000,
         inpaint_count=200,
+        train_micro_batch=2,  # the paper's batch of 4 on its two GPUs; one GPU accumulates 2 steps
     ),
 }
 
