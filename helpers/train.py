@@ -414,6 +414,19 @@ def restore(tr: Trainer, ckpt: dict) -> None:
     set_rng_state(ckpt["rng"])
 
 
+def log_tensorboard(folder: Path, row: dict) -> None:
+    """The epoch's numbers as TensorBoard scalars too, when TensorBoard is installed
+    (``tensorboard --logdir results/<profile>/train``); metrics.csv stays the record."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return
+    with SummaryWriter(log_dir=str(folder / "tensorboard")) as writer:
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                writer.add_scalar(key, value, row["epoch"])
+
+
 def write_metrics(history: list[dict], path: Path) -> pd.DataFrame:
     """The whole table, rewritten atomically (one row per finished epoch)."""
     frame = pd.DataFrame(history, columns=METRICS)
@@ -597,6 +610,7 @@ def _run(profile, world, control: bool, deterministic: bool) -> pd.DataFrame | N
             save_last(tr, last)
             write_metrics(tr.history, metrics)
             row = tr.history[-1]
+            log_tensorboard(metrics.parent, row)
             print(f"epoch {epoch}/{profile.train_epochs}: train loss {row['train_loss']:.4f} "
                   f"acc {row['train_acc']:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
                   f"{' (best)' if improved else ''} | {row['images_per_s']:.1f} images/s, "
