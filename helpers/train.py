@@ -650,21 +650,10 @@ def main(args: argparse.Namespace) -> pd.DataFrame | None:
 
 
 def _cli(argv: list[str] | None = None) -> int:
-    from .checkpoints import CheckpointError
-    from .profiles import ProfileError
+    """``python -m helpers.train ...`` is ``python -m helpers train ...`` (one error handling)."""
+    from .__main__ import main as helpers_main
 
-    parser = add_arguments(argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__,
-                                                   formatter_class=argparse.RawDescriptionHelpFormatter))
-    args = parser.parse_args(argv)
-    try:
-        main(args)
-    except ProfileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (TrainError, CheckpointError, mf.ManifestError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return helpers_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
