@@ -101,7 +101,7 @@ def apply(img: Image.Image, params: dict, noise_seed: int) -> Image.Image:
 def sources(profile, frame: pd.DataFrame, label_name: str) -> pd.DataFrame:
     """Training images of one class that augmentation may start from, with their lossless originals."""
     from .generate import raw_path as generated_raw
-    from .real_data import plan_paths
+    from .real_data import plan_paths, raw_path as real_raw
 
     pool = mf.originals(frame)
     pool = pool[(pool.label_name == label_name) & (pool.split == "train")].copy()
@@ -109,13 +109,8 @@ def sources(profile, frame: pd.DataFrame, label_name: str) -> pd.DataFrame:
         pool["original"] = [generated_raw(profile, "train", Path(p).stem) for p in pool.path]
     else:
         plan = pd.read_csv(plan_paths(profile)[0], keep_default_na=False).set_index("coco_id")
-        pool["original"] = [_real_original(profile, plan.loc[int(i)]) for i in pool.coco_id]
+        pool["original"] = [real_raw(profile, plan.loc[int(i)]) for i in pool.coco_id]
     return pool.sort_values("path").reset_index(drop=True)
-
-
-def _real_original(profile, plan_row) -> Path:
-    from .paths import coco_dir
-    return coco_dir(profile) / plan_row["coco_subset"] / plan_row["file_name"]
 
 
 def output_path(profile, label_name: str, index: int) -> Path:

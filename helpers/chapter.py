@@ -143,14 +143,14 @@ def file_facts(path: Path) -> dict:
 
 def format_comparison(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """The files as they came (COCO's JPEG, the model's PNG) and as the study stores them."""
-    from .coco import SUBSET_OF_SPLIT
     from .generate import raw_path as generated_raw
-    from .paths import coco_dir
+    from .real_data import plan_paths, raw_path as real_raw
 
     frame = mf.originals(frame)
     real = frame[frame.label_name == "real"].iloc[0]
     gen = frame[frame.label_name == "generated"].iloc[0]
-    original_real = coco_dir(profile) / SUBSET_OF_SPLIT[real.split] / f"{int(real.coco_id):012d}.jpg"
+    plan = pd.read_csv(plan_paths(profile)[0], keep_default_na=False).set_index("coco_id")
+    original_real = real_raw(profile, plan.loc[int(real.coco_id)])
     key = Path(gen.path).stem
     rows = [
         {"stage": "as it came", "class": "real", **file_facts(original_real)},
