@@ -19,13 +19,12 @@ def _known_errors():
     from .augment import AugmentError
     from .checkpoints import CheckpointError
     from .generate import GenerationError
-    from .inpaint_sd import GenerationModelError
     from .inpaint_step import InpaintError
     from .masks import MaskError
     from .real_data import DataError
     from .train import TrainError
     return KNOWN_ERRORS + (AugmentError, CheckpointError, DataError, GenerationError,
-                           GenerationModelError, InpaintError, MaskError, TrainError)
+                           InpaintError, MaskError, TrainError)
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:

@@ -43,20 +43,26 @@ def run_dtype(profile, device: torch.device) -> torch.dtype:
     return getattr(torch, profile.sd_dtype) if device.type == "cuda" else torch.float32
 
 
+def from_pretrained(pipeline_cls, location: str, dtype: torch.dtype, setting: str):
+    """``pipeline_cls.from_pretrained(location)`` (hub id or local folder), with an error that says
+    where the weights go and which ``--set`` gives a local folder instead."""
+    try:
+        return pipeline_cls.from_pretrained(location, dtype=dtype, safety_checker=None,
+                                            requires_safety_checker=False)
+    except (OSError, ValueError) as exc:
+        raise GenerationError(
+            f"could not load the pipeline {location!r}: {exc}\n"
+            f"With internet access it is downloaded once into the Hugging Face cache ($HF_HOME). "
+            f"Offline, copy a snapshot of {location} into that cache, or give a local folder in "
+            f"diffusers layout with --set {setting}=/path/to/folder.") from None
+
+
 def load_pipeline(profile, device: torch.device):
     """The text-to-image pipeline on ``device``, with the profile's scheduler."""
     import diffusers
 
     location = model_location(profile)
-    try:
-        pipe = diffusers.StableDiffusionPipeline.from_pretrained(
-            location, dtype=run_dtype(profile, device), safety_checker=None, requires_safety_checker=False)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise GenerationError(
-            f"could not load the pipeline {location!r}: {exc}\n"
-            f"With internet access it is downloaded once into the Hugging Face cache ($HF_HOME). "
-            f"Offline, copy a snapshot of {location} into that cache, or give a local folder in "
-            f"diffusers layout with --set sd_model=/path/to/folder.") from None
+    pipe = from_pretrained(diffusers.StableDiffusionPipeline, location, run_dtype(profile, device), "sd_model")
     scheduler_cls = getattr(diffusers, profile.sd_scheduler, None)
     if scheduler_cls is None:
         raise GenerationError(f"diffusers has no scheduler {profile.sd_scheduler!r}")

@@ -12,13 +12,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .generate import from_pretrained, run_dtype
 from .inpainters import check_inputs, composite
 from .paths import data_root
 from .profiles import TINY_SD2_INPAINT
-
-
-class GenerationModelError(RuntimeError):
-    """The inpainting pipeline cannot be loaded; the message says what to do."""
 
 
 def model_location(profile) -> str:
@@ -35,16 +32,8 @@ class SDInpainter:
         import diffusers
 
         self.profile, self.device = profile, torch.device(device)
-        location = model_location(profile)
-        dtype = getattr(torch, profile.sd_dtype) if self.device.type == "cuda" else torch.float32
-        try:
-            self.pipe = diffusers.StableDiffusionInpaintPipeline.from_pretrained(
-                location, dtype=dtype, safety_checker=None, requires_safety_checker=False)
-        except (OSError, ValueError) as exc:
-            raise GenerationModelError(
-                f"could not load the inpainting pipeline {location!r}: {exc}\nWith internet access it "
-                f"is downloaded once into the Hugging Face cache ($HF_HOME); offline, copy a snapshot "
-                f"there or give a local folder with --set sd_inpaint_model=/path") from None
+        self.pipe = from_pretrained(diffusers.StableDiffusionInpaintPipeline, model_location(profile),
+                                    run_dtype(profile, self.device), "sd_inpaint_model")
         self.pipe.set_progress_bar_config(disable=True)
         self.pipe.to(self.device)
         self.side = 64 if profile.sd_inpaint_model == TINY_SD2_INPAINT else 512
