@@ -1,14 +1,22 @@
 """The ``evaluate`` and ``predict`` steps: P(generated) for images, metrics, the shortcut check, figures.
 
-``python -m helpers evaluate --profile P [--checkpoint PATH] [--images DIR --label generated|real]
-[--reencode jpeg:75|resize:256]``
+``python -m helpers evaluate --profile P [--model KEY] [--checkpoint PATH]
+[--images DIR --label generated|real [--real test|DIR] [--categories CSV]] [--reencode jpeg:75|resize:256]``
 
 scores the manifest's test split (originals only) with a trained classifier, or every readable
 image of a folder (all given one label: the paper's DALL-E 2 and Imagen transfer figures), and
 writes ``results/<profile>/eval/<name>/predictions.csv`` (path, label, p_generated, predicted) and
 ``metrics.json``. The name comes from the checkpoint's run folder, the set and the re-encoding
-(``paper-best_test``, ``paper-best_test_jpeg75``, ``paper-best_dalle2``). A rerun with the same
-checkpoint file, images and settings reads the files back instead of predicting again.
+(``paper-best_test``, ``paper-best_test_jpeg75``, ``paper-best_dalle2``, ``vgg16-best_test``). A
+rerun with the same checkpoint file, images and settings reads the files back instead of
+predicting again. ``--model`` picks one of Table 3's backbones (:mod:`helpers.backbones`) and its
+run's ``best.pt``.
+
+A folder of generated images alone gives one number, the share called generated: the paper's
+DALL-E 2 and Imagen figures. Balanced accuracy, ROC-AUC and AP need real images too and are
+refused without them; ``--real test`` adds the study's real test photographs, ``--real DIR`` a
+folder of photographs matched to the generated ones. ``--categories CSV`` (columns ``file``,
+``category``) breaks the result down by kind of image (photo, artwork, illustration...).
 
 A folder's images are first brought to the study's common format (the data step's resize and
 JPEG, in memory), as both training classes were: the classifier is then judged on content, not on
@@ -29,6 +37,7 @@ import hashlib
 import io
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +52,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
+from . import backbones
 from . import manifest as mf
 from .images import BadImage, encode, load_rgb, preprocess
 from .metrics import binary_metrics, bootstrap_ci, roc_points
@@ -64,26 +74,28 @@ class EvaluateError(RuntimeError):
 
 # -- the classifier -----------------------------------------------------------------------------
 
-def default_checkpoint(profile) -> Path:
-    """``results/<profile>/train/paper/best.pt``: the trainer's best epoch of the paper's recipe."""
-    return results_root(profile.name) / "train" / DEFAULT_RUN / "best.pt"
+def default_checkpoint(profile, model: str = backbones.DEFAULT) -> Path:
+    """``results/<profile>/train/<run>/best.pt``: the trainer's best epoch of the paper's recipe
+    (run ``paper``), or of another backbone of Table 3 (run ``vgg16``...)."""
+    return results_root(profile.name) / "train" / backbones.run_name(model) / "best.pt"
 
 
 def _is_url(source) -> bool:
     return urlparse(str(source)).scheme in ("http", "https")
 
 
-def _checkpoint_path(profile, checkpoint) -> Path | str:
-    """The checkpoint to use (default: the paper run's best), checked to exist."""
+def _checkpoint_path(profile, checkpoint, model: str = backbones.DEFAULT) -> Path | str:
+    """The checkpoint to use (default: the model's run's best), checked to exist."""
     if checkpoint is None:
-        checkpoint = default_checkpoint(profile)
+        checkpoint = default_checkpoint(profile, model)
     if _is_url(checkpoint):
         return str(checkpoint)
     path = Path(checkpoint).expanduser().resolve()
     if not path.is_file():
+        flag = "" if model == backbones.DEFAULT else f" --model {model}"
         raise EvaluateError(
             f"checkpoint {path} does not exist: train first (`python -m helpers train --profile "
-            f"{profile.name}`) or give the file with --checkpoint PATH")
+            f"{profile.name}{flag}`) or give the file with --checkpoint PATH")
     return path
 
 
@@ -99,8 +111,9 @@ def load_classifier(profile, checkpoint) -> torch.nn.Module:
 
     model = build_model(profile, pretrained="none")
     state = load_state(checkpoint, "model")
-    load_into(model, state, f"the profile's classifier {profile.train_model!r} with the "
-                            f"{profile.train_head!r} head (train_head) from {checkpoint}")
+    load_into(model, state, f"the classifier {profile.train_model!r} with the {profile.train_head!r} "
+                            f"head (train_head) from {checkpoint}; a checkpoint of another backbone "
+                            f"needs --model ({', '.join(backbones.KEYS)})")
     return model.eval()
 
 
@@ -337,28 +350,48 @@ def load_result(profile, name: str) -> dict:
     predictions = pd.read_csv(predictions_file, dtype={"path": str})
     return {"name": saved["name"], "dir": folder, "metrics": saved["metrics"],
             "accuracy_ci95": saved.get("accuracy_ci95"), "settings": saved["settings"],
-            "skipped": saved.get("skipped", []), "predictions": predictions}
+            "skipped": saved.get("skipped", []), "predictions": predictions, "speed": saved.get("speed")}
+
+
+def _image_parts(profile, images_dir, label, real) -> tuple[str, list[tuple[pd.DataFrame, bool]], dict]:
+    """The set's name, its parts (images, whether they come from a user's folder) and what it holds."""
+    if images_dir is None:
+        if label is not None or real is not None:
+            raise EvaluateError("--label and --real go with --images DIR: the test split's labels come "
+                                "from the manifest")
+        return "test", [(test_images(profile), False)], {"images": "test split"}
+    if label is None:
+        raise EvaluateError(f"give --label generated or --label real for the images of {images_dir}")
+    folder = Path(images_dir).expanduser().resolve()
+    parts = [(folder_images(folder, label), True)]
+    name = "folder-test" if folder.name == "test" else folder.name
+    held = {"images": str(folder), "label": label, "real": None}
+    if real is not None:
+        if label != "generated":
+            raise EvaluateError("--real adds photographs to a folder of generated images; this folder "
+                                "is labelled real already")
+        if str(real) == "test":
+            photos = test_images(profile)
+            parts.append((photos[photos["label"] == mf.LABELS["real"]].reset_index(drop=True), False))
+            name, held["real"] = f"{name}+real-test", "test split"
+        else:
+            real_folder = Path(real).expanduser().resolve()
+            parts.append((folder_images(real_folder, "real"), True))
+            name, held["real"] = f"{name}+real-{real_folder.name}", str(real_folder)
+    return name, parts, held
 
 
 def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, device, batch_size,
-              force) -> dict:
+              force, real=None) -> dict:
     spec = parse_reencode(reencode)
-    if images_dir is None:
-        if label is not None:
-            raise EvaluateError("--label goes with --images DIR: the test split's labels come from the manifest")
-        images, set_name, fold = test_images(profile), "test", False
-    else:
-        if label is None:
-            raise EvaluateError(f"give --label generated or --label real for the images of {images_dir}")
-        images = folder_images(images_dir, label)
-        set_name, fold = Path(images_dir).expanduser().resolve().name, True
-        set_name = "folder-test" if set_name == "test" else set_name
+    set_name, parts, held = _image_parts(profile, images_dir, label, real)
+    fold = any(from_folder for _, from_folder in parts)
     name = eval_name(checkpoint, set_name, spec)
     folder = eval_dir(profile, name)
+    images = pd.concat([frame for frame, _ in parts], ignore_index=True)
     files = [image_file(p) for p in images["path"]]
     settings = {
-        **_checkpoint_stamp(checkpoint), "set": set_name,
-        "images": str(Path(images_dir).expanduser().resolve()) if fold else "test split",
+        **_checkpoint_stamp(checkpoint), "set": set_name, **held,
         "label": label, "reencode": list(spec) if spec else None, "threshold": THRESHOLD,
         "train_model": profile.train_model, "train_head": profile.train_head,
         "train_img_size": profile.train_img_size, "inputs": _fingerprint(files),
@@ -372,20 +405,29 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
             print(f"evaluation {name}: {folder} (already computed for this checkpoint and these images)")
             return old | {"reused": True}
 
-    def transform(img):
-        if fold:
-            img = common_format(img, profile)
-        return reencode_image(img, spec) if spec else img
-
     skipped: dict = {}
-    probs = predict_images(get_model(), files, profile.train_img_size, profile.train_head, device,
-                           batch_size, transform=transform if (fold or spec) else None,
-                           skipped=skipped, min_side=profile.min_side if fold else 1,
-                           max_pixels=profile.max_pixels, progress=True)
+    model, started, probs = get_model(), time.perf_counter(), []
+    for frame, from_folder in parts:
+        def transform(img, from_folder=from_folder):
+            if from_folder:  # a user's files: first the study's common format, as both classes were
+                img = common_format(img, profile)
+            return reencode_image(img, spec) if spec else img
+
+        probs.append(predict_images(model, [image_file(p) for p in frame["path"]], profile.train_img_size,
+                                    profile.train_head, device, batch_size,
+                                    transform=transform if (from_folder or spec) else None,
+                                    skipped=skipped, min_side=profile.min_side if from_folder else 1,
+                                    max_pixels=profile.max_pixels, progress=True))
+    probs = np.concatenate(probs)
+    seconds = time.perf_counter() - started
     ok = ~np.isnan(probs)
     if not ok.any():
         raise EvaluateError(f"none of the {len(files)} images of {images_dir or 'the test split'} could "
                             f"be read; first reasons: {list(skipped.values())[:3]}")
+    speed = {"images": int(ok.sum()), "seconds": round(seconds, 3),
+             "images_per_s": round(int(ok.sum()) / max(seconds, 1e-9), 2), "device": str(_device(device))}
+    print(f"predicted {speed['images']} images in {seconds:.1f} s: {speed['images_per_s']:.1f} images/s "
+          f"on {speed['device']}")
     predictions = pd.DataFrame({"path": images["path"][ok].tolist(), "label": images["label"][ok].tolist(),
                                 "p_generated": probs[ok]})
     predictions["predicted"] = (predictions["p_generated"] >= THRESHOLD).astype(int)
@@ -398,11 +440,12 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
     saved = {"name": name, "settings": settings, "metrics": metrics,
              "accuracy_ci95": {"low": ci["low"], "high": ci["high"], "method": "bootstrap, 1000 "
                                "resamples within each class, percentile"},
-             "skipped": skipped_rows}
+             "skipped": skipped_rows, "speed": speed}
     mf.write_csv(predictions, folder / "predictions.csv")
     atomic_write_text(folder / "metrics.json", json.dumps(saved, indent=2))
     return {"name": name, "dir": folder, "metrics": metrics, "accuracy_ci95": saved["accuracy_ci95"],
-            "settings": settings, "skipped": skipped_rows, "predictions": predictions, "reused": False}
+            "settings": settings, "skipped": skipped_rows, "predictions": predictions, "reused": False,
+            "speed": speed}
 
 
 def _accuracy(y, p) -> float:
@@ -410,17 +453,40 @@ def _accuracy(y, p) -> float:
 
 
 def evaluate(profile, checkpoint=None, images_dir=None, label: str | None = None, reencode=None, *,
-             device=None, batch_size: int = 16, force: bool = False) -> dict:
-    """Score the test split (or every image of ``images_dir``, all labelled ``label``) and write
-    ``predictions.csv`` and ``metrics.json`` under ``results/<profile>/eval/<name>/``.
+             real=None, model: str = backbones.DEFAULT, device=None, batch_size: int = 16,
+             force: bool = False) -> dict:
+    """Score the test split (or every image of ``images_dir``, all labelled ``label``, with the
+    matched photographs ``real``: ``"test"`` or a folder) and write ``predictions.csv`` and
+    ``metrics.json`` under ``results/<profile>/eval/<name>/``.
 
-    Returns ``name``, ``dir``, ``metrics`` (:func:`helpers.metrics.binary_metrics`),
-    ``accuracy_ci95``, ``settings``, ``skipped`` (files and reasons), ``predictions`` (a DataFrame)
-    and ``reused`` (True when the files on disk already held this evaluation).
+    ``model`` is one of Table 3's backbones (:mod:`helpers.backbones`); its run's ``best.pt`` is the
+    default checkpoint. Returns ``name``, ``dir``, ``metrics``
+    (:func:`helpers.metrics.binary_metrics`), ``accuracy_ci95``, ``settings``, ``skipped`` (files
+    and reasons), ``predictions`` (a DataFrame), ``speed`` and ``reused`` (True when the files on
+    disk already held this evaluation).
     """
-    checkpoint = _checkpoint_path(profile, checkpoint)
+    checkpoint = _checkpoint_path(profile, checkpoint, model)
+    profile = backbones.for_model(profile, model)
     return _evaluate(profile, checkpoint, images_dir, label, reencode,
-                     _cached_loader(profile, checkpoint), device, batch_size, force)
+                     _cached_loader(profile, checkpoint), device, batch_size, force, real)
+
+
+def two_class_metrics(result: dict) -> dict:
+    """Balanced accuracy, ROC-AUC and AP of an evaluation, refused for a set of one class.
+
+    A folder of generated images alone has one meaningful number, the share called generated
+    (what the paper's 4.74% and 91.19% are); the others compare the two classes.
+    """
+    m = result["metrics"]
+    if m["n_real"] == 0 or m["n_generated"] == 0:
+        present = "generated" if m["n_generated"] else "real"
+        raise EvaluateError(
+            f"{result['name']} holds only {present} images: its accuracy ({m['accuracy']:.2%}) is the "
+            f"share called {present}. Balanced accuracy, ROC-AUC and AP need both classes: evaluate "
+            f"again with --real test (the study's real test photographs) or --real DIR (photographs "
+            f"matched to these images)")
+    return {k: m[k] for k in ("balanced_accuracy", "roc_auc", "average_precision", "accuracy_real",
+                              "accuracy_generated", "n_real", "n_generated")}
 
 
 def condition_label(spec) -> str:
@@ -431,13 +497,14 @@ def condition_label(spec) -> str:
 
 
 def shortcut_table(profile, checkpoint=None, qualities=(95, 75, 50), sides=(256, 192), *,
-                   device=None, batch_size: int = 16) -> pd.DataFrame:
+                   model: str = backbones.DEFAULT, device=None, batch_size: int = 16) -> pd.DataFrame:
     """Accuracy and ROC-AUC on the test set unchanged and after each re-encoding of both classes.
 
     ``accuracy change`` is in percentage points against the unchanged set; ``mean |change of P|``
     is the average shift of P(generated) per image.
     """
-    checkpoint = _checkpoint_path(profile, checkpoint)
+    checkpoint = _checkpoint_path(profile, checkpoint, model)
+    profile = backbones.for_model(profile, model)
     get_model = _cached_loader(profile, checkpoint)
     specs = [None] + [("jpeg", q) for q in qualities] + [("resize", s) for s in sides]
     rows, base = [], None
@@ -460,6 +527,47 @@ def metrics_table(results: Mapping[str, dict]) -> pd.DataFrame:
     cols = ["n_real", "n_generated", "accuracy", "balanced_accuracy", "roc_auc", "average_precision",
             "precision", "recall", "f1", "accuracy_real", "accuracy_generated", "note"]
     return pd.DataFrame({label: {c: r["metrics"].get(c) for c in cols} for label, r in results.items()}).T
+
+
+def load_categories(csv_path) -> pd.DataFrame:
+    """A user's CSV of ``file`` (a file name or path) and ``category`` (photo, artwork, ...)."""
+    path = Path(csv_path).expanduser()
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise EvaluateError(f"cannot read the categories file {path} ({type(exc).__name__}: {exc}); "
+                            f"give a CSV with the columns file,category") from None
+    missing = {"file", "category"} - set(table.columns)
+    if missing:
+        raise EvaluateError(f"the categories file {path} lacks the column(s) {', '.join(sorted(missing))}; "
+                            f"it needs file (an image's name) and category, e.g. 'img_001.png,artwork'")
+    names = table["file"].map(lambda f: Path(f).name)
+    if names.duplicated().any():
+        raise EvaluateError(f"the categories file {path} names {names[names.duplicated()].iloc[0]!r} "
+                            f"twice; give each image one category")
+    return pd.DataFrame({"file": names, "category": table["category"].str.strip()})
+
+
+def category_table(result: dict, categories) -> pd.DataFrame:
+    """Per true class and category: images, share called generated, accuracy, mean P(generated).
+
+    ``categories``: a CSV path or a frame from :func:`load_categories`, matched to the evaluation's
+    images by file name; images the file does not name are counted under "(no category)".
+    """
+    cats = categories if isinstance(categories, pd.DataFrame) else load_categories(categories)
+    pred = result["predictions"].assign(file=lambda f: f["path"].map(lambda p: Path(p).name))
+    merged = pred.merge(cats, on="file", how="left")
+    if merged["category"].isna().all():
+        raise EvaluateError(f"no image of {result['name']} is named in the categories file: its file "
+                            f"column must hold the images' file names (e.g. {pred['file'].iloc[0]!r})")
+    merged["category"] = merged["category"].fillna("(no category)").replace("", "(no category)")
+    merged["true class"] = merged["label"].map(LABEL_NAMES)
+    merged["right"] = merged["predicted"] == merged["label"]
+    table = merged.groupby(["true class", "category"]).agg(
+        images=("file", "size"), called_generated=("predicted", "mean"), accuracy=("right", "mean"),
+        mean_p_generated=("p_generated", "mean"))
+    return table.rename(columns={"called_generated": "share called generated",
+                                 "mean_p_generated": "mean P(generated)"})
 
 
 # -- figures --------------------------------------------------------------------------------------
@@ -570,12 +678,19 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="score the test split (or a folder) with a trained "
                               "classifier: predictions.csv, metrics.json (Chapter 4)")
     _profile_args(p)
+    p.add_argument("--model", choices=backbones.KEYS, default=backbones.DEFAULT,
+                   help="the backbone of Table 3 whose run to evaluate (Chapter 5)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
-                   help="the trained weights (default: results/<profile>/train/paper/best.pt)")
+                   help="the trained weights (default: results/<profile>/train/<run>/best.pt)")
     p.add_argument("--images", default=None, metavar="DIR",
                    help="score every image of this folder instead of the test split (needs --label)")
     p.add_argument("--label", choices=list(mf.LABELS), default=None,
                    help="the true class of every image of --images")
+    p.add_argument("--real", default=None, metavar="test|DIR",
+                   help="with --label generated: add matched photographs (the test split's, or a "
+                        "folder) so that balanced accuracy, ROC-AUC and AP are defined")
+    p.add_argument("--categories", default=None, metavar="CSV",
+                   help="a CSV of file,category: the result broken down by category")
     p.add_argument("--reencode", default=None, metavar="jpeg:75|resize:256",
                    help="the shortcut check: re-encode both classes before prediction")
     p.add_argument("--batch-size", type=int, default=16)
@@ -584,8 +699,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("predict", help="P(generated) for image files or folders of images")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders of images")
     _profile_args(p)
+    p.add_argument("--model", choices=backbones.KEYS, default=backbones.DEFAULT,
+                   help="the backbone of Table 3 the checkpoint belongs to")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
-                   help="the trained weights (default: results/<profile>/train/paper/best.pt)")
+                   help="the trained weights (default: results/<profile>/train/<run>/best.pt)")
     p.add_argument("--csv", default=None, metavar="OUT", help="write the table here instead of printing it")
     p.add_argument("--as-is", action="store_true",
                    help="skip bringing the images to the study's common format (side, JPEG) first")
@@ -605,18 +722,24 @@ def _expand(paths: Iterable[str]) -> list[Path]:
 
 
 def predict_paths(profile, checkpoint, paths: Iterable[str], *, as_is: bool = False, device=None,
-                  batch_size: int = 16) -> pd.DataFrame:
+                  batch_size: int = 16, model: str = backbones.DEFAULT) -> pd.DataFrame:
     """One row per file: ``path``, ``p_generated``, ``predicted`` (label name) and ``reason`` (why a
     file could not be scored; empty otherwise)."""
-    checkpoint = _checkpoint_path(profile, checkpoint)
+    checkpoint = _checkpoint_path(profile, checkpoint, model)
+    profile = backbones.for_model(profile, model)
     files = _expand(paths)
     if not files:
         raise EvaluateError("no files to score: the folders given are empty")
     skipped: dict = {}
-    model = load_classifier(profile, checkpoint)
-    probs = predict_images(model, files, profile.train_img_size, profile.train_head, device, batch_size,
+    classifier = load_classifier(profile, checkpoint)
+    started = time.perf_counter()
+    probs = predict_images(classifier, files, profile.train_img_size, profile.train_head, device, batch_size,
                            transform=None if as_is else (lambda img: common_format(img, profile)),
                            skipped=skipped, min_side=profile.min_side, max_pixels=profile.max_pixels)
+    scored = int((~np.isnan(probs)).sum())
+    seconds = time.perf_counter() - started
+    print(f"scored {scored} images in {seconds:.1f} s: {scored / max(seconds, 1e-9):.1f} images/s on "
+          f"{_device(device)}", file=sys.stderr)
     return pd.DataFrame({
         "path": [str(f) for f in files],
         "p_generated": probs,
@@ -638,6 +761,10 @@ def _print_metrics(result: dict) -> None:
         print(f"  accuracy 95% interval {ci['low']:.4f} .. {ci['high']:.4f} (bootstrap)")
     if m.get("note"):
         print(f"  note: {m['note']}")
+    try:
+        two_class_metrics(result)
+    except EvaluateError as exc:
+        print(f"  balanced accuracy, ROC-AUC, AP: refused. {exc}")
     print(f"files: {result['dir'] / 'predictions.csv'}, {result['dir'] / 'metrics.json'}")
 
 
@@ -648,13 +775,20 @@ def main(args: argparse.Namespace) -> int:
     try:
         profile = get_profile(args.profile, parse_sets(args.set))
         if args.command == "evaluate":
+            categories = load_categories(args.categories) if args.categories else None
             result = evaluate(profile, args.checkpoint, args.images, args.label, args.reencode,
-                              batch_size=args.batch_size, force=args.force)
+                              real=args.real, model=args.model, batch_size=args.batch_size,
+                              force=args.force)
             _print_metrics(result)
+            if categories is not None:
+                table = category_table(result, categories)
+                atomic_write_text(result["dir"] / "categories.csv", table.to_csv())
+                print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+                print(f"file: {result['dir'] / 'categories.csv'}")
             return 0
         if args.command == "predict":
             table = predict_paths(profile, args.checkpoint, args.paths, as_is=args.as_is,
-                                  batch_size=args.batch_size)
+                                  batch_size=args.batch_size, model=args.model)
             bad = table[table["reason"] != ""]
             if args.csv:
                 mf.write_csv(table, Path(args.csv))

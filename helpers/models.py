@@ -30,10 +30,18 @@ from torch import nn
 from .checkpoints import CheckpointError
 
 TINY = "tiny-convnext"
-# Smoke's stand-in: timm's ConvNeXt code at toy size (ConvNeXt-atto's registration, one block per
-# stage, narrow stages; 0.23 M parameters), so every code path of the real model runs on any CPU.
-TINY_BASE = "convnext_atto"
-TINY_ARGS = dict(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128))
+# Smoke's stand-ins: timm's code of each architecture at toy size and with random weights, so every
+# code path of the real models runs on any CPU. ConvNeXt: ConvNeXt-atto's registration with one
+# block per stage and narrow stages (0.23 M parameters); ResNet: ResNet-50's bottleneck blocks, one
+# per stage, narrow (0.14 M); EfficientNet: EfficientNet-B0 itself, unchanged (4.0 M; its kwargs
+# cannot be narrowed through timm's public API); VGG: VGG-16's conv layout, narrow, with a small
+# hidden layer (0.57 M).
+STANDINS = {
+    TINY: ("convnext_atto", dict(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128))),
+    "tiny-resnet": ("resnet50", dict(layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8)),
+    "tiny-efficientnet": ("efficientnet_b0", {}),
+    "tiny-vgg": ("vgg", dict(cfg=[16, "M", 32, "M", 64, "M", 64, 64, "M", 64, 64, "M"], mlp_ratio=1 / 64)),
+}
 HEADS = {"paper": 2, "logit": 1}  # outputs of the Linear
 
 
@@ -43,10 +51,15 @@ def num_outputs(head: str) -> int:
     return HEADS[head]
 
 
-def _timm_name(profile) -> tuple[str, dict]:
-    if profile.train_model == TINY:
-        return TINY_BASE, dict(TINY_ARGS)
-    return profile.train_model, {}
+def _standin(name: str, num_classes: int) -> nn.Module:
+    import timm
+
+    base, kwargs = STANDINS[name]
+    if base == "vgg":  # timm registers VGG only with its fixed layouts: the class itself
+        from timm.models.vgg import VGG
+
+        return VGG(num_classes=num_classes, **kwargs)
+    return timm.create_model(base, pretrained=False, num_classes=num_classes, **kwargs)
 
 
 def build_model(profile, pretrained: str | None = None) -> nn.Module:
@@ -57,17 +70,24 @@ def build_model(profile, pretrained: str | None = None) -> nn.Module:
     import timm
 
     source = profile.train_pretrained if pretrained is None else str(pretrained)
-    name, kwargs = _timm_name(profile)
-    kwargs["num_classes"] = num_outputs(profile.train_head)
+    name, num_classes = profile.train_model, num_outputs(profile.train_head)
+    kwargs = {"num_classes": num_classes}
+    if name in STANDINS:
+        if source == "none":
+            return _standin(name, num_classes)
+        base, extra = STANDINS[name]
+        if source == "timm" or base == "vgg":
+            raise CheckpointError(f"{name!r} is a random stand-in with no published weights: use "
+                                  f"--set train_pretrained=none, or a timm model name")
+        # a weights file of the stand-in's own shape, through timm's loading path (tests use this)
+        return _from_file(base, kwargs | extra, Path(source).expanduser())
     if not timm.is_model(name):
-        raise CheckpointError(f"timm has no model {profile.train_model!r}; give a timm name "
-                              f"(e.g. convnext_xlarge.fb_in22k_ft_in1k_384) or {TINY!r}")
+        raise CheckpointError(f"timm has no model {name!r}; give a timm name (e.g. "
+                              f"convnext_xlarge.fb_in22k_ft_in1k_384) or one of the stand-ins "
+                              f"{', '.join(STANDINS)}")
     if source == "none":
         return timm.create_model(name, pretrained=False, **kwargs)
     if source == "timm":
-        if profile.train_model == TINY:
-            raise CheckpointError(f"{TINY!r} is a random stand-in with no published weights: use "
-                                  f"--set train_pretrained=none, or the path of a weights file")
         return _from_hub(name, kwargs)
     return _from_file(name, kwargs, Path(source).expanduser())
 

@@ -118,6 +118,11 @@ class Profile:
     train_compile: int = 0
     train_grad_checkpointing: int = 0  # activation checkpointing (ConvNeXt-XL on 11 GB cards)
     train_workers: int = 8
+    # -- Chapter 5: the ablation (Table 3) and the transfer to other generators (section 6)
+    # the three other backbones of Table 3 (``--model KEY`` of train and evaluate): KEY=timm name
+    ablation_models: str = "vgg16=vgg16.tv_in1k,resnet50=resnet50.tv_in1k,efficientnet_b0=efficientnet_b0.ra_in1k"
+    ablation_img_size: int = 224  # their ImageNet input size; the paper does not give the one it used
+    transfer_count: int = 0  # images per stand-in generator (smoke); a real folder is used whole
     # -- jobs
     seed: int = 2024
     download_workers: int = 16
@@ -185,6 +190,9 @@ PROFILES: dict[str, Profile] = {
         sd_inpaint_model=TINY_SD2_INPAINT,
         dalle2_dir=STANDIN_DIR,
         imagen_dir=STANDIN_DIR,
+        ablation_models="vgg16=tiny-vgg,resnet50=tiny-resnet,efficientnet_b0=tiny-efficientnet",
+        ablation_img_size=64,
+        transfer_count=12,
         download_workers=4,
     ),
     "course": Profile(
@@ -248,7 +256,7 @@ _POSITIVE = {
     "real_train", "real_val", "real_test", "gen_train", "gen_val", "gen_test",
     "sd_resolution", "sd_steps", "sd_batch", "image_size", "min_side", "max_pixels",
     "download_workers", "download_retries", "inpaint_count",
-    "train_img_size", "train_batch", "train_micro_batch", "train_epochs", "train_patience",
+    "train_img_size", "ablation_img_size", "train_batch", "train_micro_batch", "train_epochs", "train_patience",
 }
 _NOT_OVERRIDABLE = ("name", "description", "augment")
 
@@ -276,11 +284,31 @@ def _coerce(name: str, value, kind: type):
         unknown = [m for m in value.split(",") if m not in MODELS]
         if unknown:
             raise ProfileError(f"setting 'inpaint_models' has unknown models {unknown}; valid: {', '.join(MODELS)}")
+    if name == "ablation_models":
+        ablation_map(value)  # raises with the valid form
     if name == "mask_ratio" and not 0.0 < value < 0.9:
         raise ProfileError(f"setting 'mask_ratio' must be between 0 and 0.9; got {value!r}")
     if name == "sd_resolution" and value % 8:
         raise ProfileError(f"setting 'sd_resolution' must be a multiple of 8; got {value!r}")
     return value
+
+
+ABLATION_KEYS = ("vgg16", "resnet50", "efficientnet_b0")  # Table 3's other backbones
+
+
+def ablation_map(value: str) -> dict[str, str]:
+    """``"vgg16=vgg16.tv_in1k,..."`` -> ``{"vgg16": "vgg16.tv_in1k", ...}``, each key of Table 3 once."""
+    out = {}
+    for item in str(value).split(","):
+        key, sep, model = (part.strip() for part in item.partition("="))
+        if not sep or not key or not model or key in out:
+            raise ProfileError(f"setting 'ablation_models' takes KEY=MODEL pairs separated by commas, "
+                               f"each of {', '.join(ABLATION_KEYS)} once; got {value!r}")
+        out[key] = model
+    if sorted(out) != sorted(ABLATION_KEYS):
+        raise ProfileError(f"setting 'ablation_models' needs exactly the keys {', '.join(ABLATION_KEYS)}; "
+                           f"got {', '.join(out)}")
+    return out
 
 
 def get_profile(name: str | None = None, overrides: dict | None = None) -> Profile:

@@ -1,6 +1,6 @@
 """The ``train`` step: fine-tune the classifier of Chapter 4, on one process or one per GPU.
 
-``torchrun --nproc_per_node=N -m helpers train --profile P [--control] [--set KEY=VALUE ...]``
+``torchrun --nproc_per_node=N -m helpers train --profile P [--model KEY] [--control] [--set KEY=VALUE ...]``
 (plain ``python`` is a world of one; ``python -m helpers.train ...`` takes the same arguments).
 
 - data: the training rows of Chapter 2 (``augment.training_set``: the paper's way, or with
@@ -18,7 +18,10 @@
 - a run stopped at any moment resumes from its last finished epoch when started again; on a CPU
   it ends with the same metrics and weights as a run never stopped. A finished run says so.
 
-``<run>`` is ``paper`` or ``control``.
+``<run>`` is ``paper`` or ``control`` for Chapter 4's model, and ``vgg16``, ``resnet50``,
+``efficientnet_b0`` (``...-control``) for the other backbones of Table 3 (``--model``, Chapter 5:
+:mod:`helpers.backbones`). ``metrics.csv`` also holds each epoch's peak memory: on a GPU what
+PyTorch allocated on rank 0's device, on a CPU the rank-0 process's peak resident size.
 """
 
 from __future__ import annotations
@@ -42,14 +45,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from . import distributed
+from . import backbones, distributed
 from . import manifest as mf
 from .models import build_model, data_config, loss_and_prob
 from .paths import atomic_write_text, results_root
 from .profiles import PROFILES, get_profile, parse_sets
 
-RUNS = {False: "paper", True: "control"}
-METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
+METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s",
+           "peak_memory_mb"]
 # Settings that change how a run is computed, not what it computes: a run may resume with others.
 RUNTIME_ONLY = ("train_epochs", "train_patience", "train_micro_batch", "train_workers",
                 "train_channels_last", "train_compile", "train_grad_checkpointing")
@@ -61,9 +64,18 @@ class TrainError(RuntimeError):
 
 # ---------------------------------------------------------------- where things go
 
-def run_dir(profile, control: bool = False) -> Path:
-    """``results/<profile>/train/paper`` (or ``.../control``)."""
-    return results_root(profile.name) / "train" / RUNS[bool(control)]
+def run_dir(profile, control: bool = False, model: str = backbones.DEFAULT) -> Path:
+    """``results/<profile>/train/<run>``: ``paper``, ``control``, ``vgg16``, ``vgg16-control``..."""
+    return results_root(profile.name) / "train" / backbones.run_name(model, control)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: PyTorch's allocations on a GPU, the process's resident size on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
 # ---------------------------------------------------------------- data
@@ -533,27 +545,32 @@ def write_config(profile, world, control: bool, deterministic: bool, settings: d
     launches.append(dict(world_size=world.size, device=str(world.device), from_epoch=from_epoch,
                          deterministic=deterministic, command=" ".join(sys.argv),
                          time=time.strftime("%Y-%m-%d %H:%M:%S")))
-    config = dict(run=RUNS[control], profile=profile.as_dict(), settings=settings, world_size=world.size,
+    config = dict(run=out.name, profile=profile.as_dict(), settings=settings, world_size=world.size,
                   command=" ".join(sys.argv), launches=launches)
     atomic_write_text(path, json.dumps(config, indent=2, default=str))
 
 
 # ---------------------------------------------------------------- the step
 
-def run(profile, control: bool = False, deterministic: bool = False) -> pd.DataFrame | None:
-    """Train (or resume, or report a finished run); rank 0 returns the metrics table."""
+def run(profile, control: bool = False, deterministic: bool = False,
+        model: str = backbones.DEFAULT) -> pd.DataFrame | None:
+    """Train (or resume, or report a finished run); rank 0 returns the metrics table.
+
+    ``model`` picks one of Table 3's backbones (:mod:`helpers.backbones`), each in its own run folder.
+    """
+    out = run_dir(profile, control, model)
+    profile = backbones.for_model(profile, model)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
     world = distributed.init()
     try:
         with determinism(world.device, deterministic) as det:
-            return _run(profile, world, control, det)
+            return _run(profile, world, control, det, out)
     finally:
         distributed.finish()
 
 
-def _run(profile, world, control: bool, deterministic: bool) -> pd.DataFrame | None:
-    out = run_dir(profile, control)
+def _run(profile, world, control: bool, deterministic: bool, out: Path) -> pd.DataFrame | None:
     last, best, metrics = out / "last.pt", out / "best.pt", out / "metrics.csv"
     frame = mf.load(profile.name)
     train_rows, val_rows = training_rows(profile, frame, control), validation_rows(frame)
@@ -582,7 +599,7 @@ def _run(profile, world, control: bool, deterministic: bool) -> pd.DataFrame | N
         return None
     if world.is_main:
         write_config(profile, world, control, deterministic, settings, out, tr.epoch)
-        print(f"train {RUNS[control]} on profile '{profile.name}': {profile.train_model} "
+        print(f"train {out.name} on profile '{profile.name}': {profile.train_model} "
               f"({profile.train_head} head, {sum(p.numel() for p in tr.raw.parameters()) / 1e6:.1f} M "
               f"parameters), {len(train_rows)} training and {len(val_rows)} validation images, "
               f"{world.size} process(es) on {world.device}, global batch {profile.train_batch} = "
@@ -591,6 +608,8 @@ def _run(profile, world, control: bool, deterministic: bool) -> pd.DataFrame | N
     while not stop_reason(tr):
         epoch = tr.epoch + 1
         started = time.perf_counter()
+        if world.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(world.device)
         stats = train_epoch(tr, epoch)
         val_loss, val_acc = validate(tr)
         tr.epoch = epoch
@@ -601,7 +620,8 @@ def _run(profile, world, control: bool, deterministic: bool) -> pd.DataFrame | N
         tr.history.append(dict(epoch=epoch, train_loss=stats["train_loss"], train_acc=stats["train_acc"],
                                val_loss=val_loss, val_acc=val_acc, lr=tr.optimizer.param_groups[0]["lr"],
                                seconds=round(seconds, 3),
-                               images_per_s=round(stats["train_images"] / stats["train_seconds"], 3)))
+                               images_per_s=round(stats["train_images"] / stats["train_seconds"], 3),
+                               peak_memory_mb=round(peak_memory_mb(world.device), 1)))
         if world.is_main:
             # best first, then last (with the history), then the table: a stop between two
             # writes resumes from the previous last.pt and redoes this epoch identically
@@ -629,6 +649,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help=f"one of {', '.join(PROFILES)} (default: $BOOK_PROFILE, else smoke)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="override one setting of the profile, e.g. --set train_micro_batch=2")
+    p.add_argument("--model", choices=backbones.KEYS, default=backbones.DEFAULT,
+                   help="the backbone (Chapter 5's Table 3): convnext is the profile's train_model, "
+                        "the others come from its ablation_models; each has its own run folder")
     p.add_argument("--control", action="store_true",
                    help="train on the both-classes augmented set (the shortcut's control), run 'control'")
     p.add_argument("--deterministic", action="store_true",
@@ -646,7 +669,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> pd.DataFrame | None:
     """Run the parsed ``train`` command."""
     profile = get_profile(args.profile, parse_sets(args.set))
-    return run(profile, control=args.control, deterministic=args.deterministic)
+    return run(profile, control=args.control, deterministic=args.deterministic, model=args.model)
 
 
 def _cli(argv: list[str] | None = None) -> int:

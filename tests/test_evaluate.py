@@ -219,7 +219,7 @@ def test_a_folder_of_generated_images_only(study, calls, tmp_path):
 def test_labels_and_folders_are_checked(study, calls, tmp_path):
     with pytest.raises(ev.EvaluateError, match="--label generated or --label real"):
         ev.evaluate(study, images_dir=tmp_path)
-    with pytest.raises(ev.EvaluateError, match="goes with --images"):
+    with pytest.raises(ev.EvaluateError, match="go with --images"):
         ev.evaluate(study, label="real")
     with pytest.raises(ev.EvaluateError, match="not a folder"):
         ev.evaluate(study, images_dir=tmp_path / "nope", label="real")
