@@ -618,7 +618,7 @@ def roc_figure(results: Mapping[str, dict] | Iterable[dict], title: str = "ROC c
     return fig
 
 
-def _image_grid(rows: pd.DataFrame, cols: int, title: str, note: str | None = None):
+def image_grid(rows: pd.DataFrame, cols: int, title: str, note: str | None = None):
     n = max(1, len(rows))
     cols = max(1, min(cols, n))
     nrows = -(-n // cols)
@@ -652,7 +652,7 @@ def prediction_grid(result: dict, n: int = 8, seed: int = 0, cols: int = 4):
     per_class = [part.sample(min(len(part), -(-n // pred["label"].nunique())), random_state=seed)
                  for _, part in pred.groupby("label")]
     chosen = pd.concat(per_class).head(n)
-    return _image_grid(chosen, cols, f"{result['name']}: predictions{_shown_as(result)}")
+    return image_grid(chosen, cols, f"{result['name']}: predictions{_shown_as(result)}")
 
 
 def false_negative_grid(result: dict, n: int = 8, cols: int = 4):
@@ -660,7 +660,7 @@ def false_negative_grid(result: dict, n: int = 8, cols: int = 4):
     paper's Figs. 7-8)."""
     pred = result["predictions"]
     wrong = pred[(pred["label"] == 1) & (pred["predicted"] == 0)].sort_values("p_generated").head(n)
-    return _image_grid(wrong, cols, f"{result['name']}: generated images called real{_shown_as(result)}",
+    return image_grid(wrong, cols, f"{result['name']}: generated images called real{_shown_as(result)}",
                        note="no false negatives: every generated image was called generated")
 
 

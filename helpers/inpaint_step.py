@@ -68,13 +68,19 @@ def build(model: str, profile, device: torch.device):
     raise InpaintError(f"unknown inpainting model {model!r}; valid: {', '.join(MODELS)}")
 
 
-def _standin_folder(profile, name: str) -> Path:
-    """Smoke's stand-in for a DALL-E 2 or Imagen folder: a differently configured tiny generator."""
+def standin_path(profile, name: str) -> Path:
+    return profile_dir(profile.name) / f"standin_{slug(name)}"
+
+
+def standin_folder(profile, name: str, count: int | None = None) -> Path:
+    """Smoke's stand-in for a DALL-E 2 or Imagen folder: ``count`` images (default
+    ``inpaint_count``) of a differently configured tiny generator, made once."""
     from .generate import generate_batch
     from .tiny_sd import build_tiny_pipeline
 
-    folder = profile_dir(profile.name) / f"standin_{slug(name)}"
-    if len(list(folder.glob("*.png"))) >= profile.inpaint_count:
+    count = profile.inpaint_count if count is None else count
+    folder = standin_path(profile, name)
+    if len(list(folder.glob("*.png"))) >= count:
         return folder
     import diffusers
 
@@ -85,7 +91,7 @@ def _standin_folder(profile, name: str) -> Path:
                                                             requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     captions = pd.read_csv(profile_dir(profile.name) / "plan_generated.csv", keep_default_na=False)["caption"]
-    for i in range(profile.inpaint_count):
+    for i in range(count):
         target = folder / f"standin_{i:04d}.png"
         if not target.exists():
             img = generate_batch(pipe, profile, [captions.iloc[i % len(captions)]], [variant["seed"] * 1000 + i])[0]
@@ -126,7 +132,7 @@ def image_sets(profile) -> dict[str, list[tuple[str, Path]]]:
     for name, setting in EXTERNAL.items():
         folder = getattr(profile, setting)
         if folder == STANDIN_DIR:
-            folder = _standin_folder(profile, name)
+            folder = standin_folder(profile, name)
         if folder:
             sets[name] = _folder_images(profile, name, folder)
     return sets

@@ -165,3 +165,25 @@ def bootstrap_ci(y, p, metric: str | Callable = "accuracy", n: int = 1000, seed:
     low, high = np.percentile(values, [tail, 100 - tail])
     return {"metric": name, "estimate": estimate, "low": float(low), "high": float(high),
             "level": float(level), "n_boot": int(n), "seed": int(seed)}
+
+
+def paired_bootstrap(correct_a, correct_b, n: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """accuracy(B) - accuracy(A) on the same images, with a percentile bootstrap interval.
+
+    The images are resampled with replacement and both models are scored on the same resample, so
+    the interval accounts for the pairing (images both get right or both get wrong cancel out).
+    """
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"correct_a and correct_b must be paired, non-empty 1-d arrays; got shapes "
+                         f"{a.shape} and {b.shape}")
+    if n < 1 or not 0 < level < 1:
+        raise ValueError(f"need n >= 1 and 0 < level < 1; got n={n}, level={level}")
+    diff = b.astype(float) - a.astype(float)
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n, len(diff)))
+    values = diff[idx].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return {"difference": float(diff.mean()), "low": float(low), "high": float(high),
+            "level": float(level), "n_boot": int(n), "seed": int(seed)}
