@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             inpaint_step.run(profile, args.model, mask_mode=args.masks)
         elif args.command == "train":
             from . import train
-            train.run(profile, control=args.control, deterministic=args.deterministic)
+            train.run(profile, control=args.control, deterministic=args.deterministic, model=args.model)
         elif args.command == "bench":
             from . import bench
             if args.what == "train":

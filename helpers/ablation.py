@@ -61,8 +61,9 @@ def _correct(result: dict) -> pd.Series:
 
 
 def paired_tests(profile, reference: str = backbones.DEFAULT, n_boot: int = 2000) -> pd.DataFrame:
-    """Each backbone against ``reference`` on the same test images: McNemar's exact test and a
-    paired bootstrap interval of the accuracy difference (points, other minus reference)."""
+    """Each backbone against ``reference`` (ConvNeXt) on the same test images: McNemar's exact test
+    and a paired bootstrap interval of the accuracy difference (points, this model minus the
+    reference)."""
     results = evaluations(profile)
     if reference not in results:
         return pd.DataFrame()
@@ -78,8 +79,7 @@ def paired_tests(profile, reference: str = backbones.DEFAULT, n_boot: int = 2000
         rows[f"{backbones.LABELS[key]} vs {backbones.LABELS[reference]}"] = {
             "images": len(shared), "accuracy difference (points)": boot["difference"] * 100,
             "95% interval (points)": f"{boot['low'] * 100:+.2f} .. {boot['high'] * 100:+.2f}",
-            f"only {backbones.LABELS[reference]} right": test["a_only"],
-            f"only {backbones.LABELS[key]} right": test["b_only"],
+            "only the reference right": test["a_only"], "only this model right": test["b_only"],
             "McNemar p-value": test["p_value"],
             "difference is real (p < 0.05)": bool(test["p_value"] < 0.05)}
     return pd.DataFrame.from_dict(rows, orient="index")
@@ -146,3 +146,14 @@ def setup_table() -> pd.DataFrame:
                          "run folder": f"train/{backbones.run_name(key)}",
                          "command": f"train --profile {p.name} --model {key}"})
     return pd.DataFrame(rows).set_index(["profile", "Table 3 row"])
+
+
+def prediction_speed(profile) -> pd.DataFrame:
+    """How fast each evaluation of this profile predicted (images/s, device), as it recorded."""
+    rows = {}
+    folder = results_root(profile.name) / "eval"
+    for path in sorted(folder.glob("*/metrics.json")) if folder.exists() else []:
+        speed = json.loads(path.read_text(encoding="utf-8")).get("speed")
+        if speed:
+            rows[path.parent.name] = speed
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -119,6 +119,9 @@ def test_table3_paired_tests_and_cost_read_the_runs(study, calls):
     size = json.loads((folder.parents[1] / "ablation" / "size_vgg16.json").read_text())
     assert size["model"] == "tiny-vgg"
     assert len(ablation.setup_table()) == 12
+    speed = ablation.prediction_speed(study)
+    assert set(speed.index) == {"paper-best_test", "vgg16-best_test"} and (speed["images"] == 6).all()
+    assert (speed["images_per_s"] > 0).all() and set(speed["device"]) == {"cpu"}
 
 
 # ---------------------------------------------------------------- transfer
@@ -202,3 +205,13 @@ def test_transfer_summary_reads_both_evaluations(study, calls, tmp_path):
     assert row["real test photographs added"] == 3 and 0 <= row["ROC-AUC (ours)"] <= 1
     fig = transfer.false_negative_figure(profile, "Imagen")  # not run: a note, not an error
     assert fig is not None
+
+
+def test_python_m_helpers_train_passes_the_model_on(monkeypatch):
+    from helpers import train
+    from helpers.__main__ import main
+
+    seen = {}
+    monkeypatch.setattr(train, "run", lambda profile, **kw: seen.update(kw))
+    assert main(["train", "--profile", "smoke", "--model", "resnet50"]) == 0
+    assert seen["model"] == "resnet50" and seen["control"] is False
