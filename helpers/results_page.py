@@ -83,7 +83,7 @@ def _row(quantity: str, ours, reported=None, note: str = "") -> dict:
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS, dtype=object)  # ints stay ints beside floats
 
 
 def _slug(name: str) -> str:
@@ -186,7 +186,7 @@ def classifier_metrics(profile: Profile) -> pd.DataFrame:
     rows = []
     for quantity, key, reported in wanted:
         ours = _number(m.get(key))
-        rows.append(_row(quantity, m.get("note") or "n/a" if ours is None else ours, reported,
+        rows.append(_row(quantity, (m.get("note") or "n/a") if ours is None else ours, reported,
                          model + (interval if key == "accuracy" else "")))
     return _frame(rows)
 

@@ -106,11 +106,11 @@ def category_tables(profile) -> dict[str, pd.DataFrame]:
 
 
 def headline(profile) -> dict:
-    """The first evaluated generator's name, its accuracy on generated images (ours, the paper's) and
-    the refusal of two-class metrics on it, for the chapter's prose; placeholders when none ran."""
+    """The first evaluated generator's name, its accuracy on generated images (ours, the paper's,
+    as percentages) and the refusal of two-class metrics on it, for the chapter's prose."""
     done = results(profile)
     if not done:
-        return {"generator": "no generator folder", "ours": float("nan"), "paper": float("nan"),
+        return {"generator": "no generator folder", "ours": "not measured", "paper": "-",
                 "refusal": "no folder of another generator's images was given (dalle2_dir, imagen_dir)"}
     name = next(iter(done))
     try:
@@ -118,8 +118,8 @@ def headline(profile) -> dict:
         refusal = "(this set holds both classes)"
     except ev.EvaluateError as exc:
         refusal = str(exc)
-    return {"generator": name, "ours": done[name]["alone"]["metrics"]["accuracy"],
-            "paper": paper.TRANSFER_ACCURACY[name], "refusal": refusal}
+    return {"generator": name, "ours": f"{done[name]['alone']['metrics']['accuracy']:.2%}",
+            "paper": f"{paper.TRANSFER_ACCURACY[name]:.2%}", "refusal": refusal}
 
 
 def false_negative_figure(profile, name: str, n: int = 8):

@@ -199,7 +199,8 @@ def test_transfer_summary_reads_both_evaluations(study, calls, tmp_path):
     row = transfer.summary(profile).loc["DALL-E 2"]
     assert row["accuracy on generated (ours)"] == pytest.approx(1 / 3) and row["accuracy on generated (paper)"] == 0.0474
     assert row["balanced accuracy (ours)"] is None or np.isnan(row["balanced accuracy (ours)"])
-    assert "only generated images" in transfer.headline(profile)["refusal"]
+    head = transfer.headline(profile)
+    assert "only generated images" in head["refusal"] and (head["ours"], head["paper"]) == ("33.33%", "4.74%")
     ev.evaluate(profile, images_dir=folder, label="generated", real="test")
     row = transfer.summary(profile).loc["DALL-E 2"]
     assert row["real test photographs added"] == 3 and 0 <= row["ROC-AUC (ours)"] <= 1
