@@ -48,7 +48,7 @@ def table3(profile) -> pd.DataFrame:
             "accuracy (ours)": m["accuracy"], "accuracy 95% interval": _interval(ci),
             "F1 (ours)": m["f1"], "ROC-AUC (ours)": m["roc_auc"],
             "accuracy (paper)": acc, "F1 (paper)": f1, "ROC-AUC (paper)": auc}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index").round(4)
 
 
 def _interval(ci: dict) -> str:
@@ -82,7 +82,8 @@ def paired_tests(profile, reference: str = backbones.DEFAULT, n_boot: int = 2000
             "only the reference right": test["a_only"], "only this model right": test["b_only"],
             "McNemar p-value": test["p_value"],
             "difference is real (p < 0.05)": bool(test["p_value"] < 0.05)}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index").round({"accuracy difference (points)": 2,
+                                                               "McNemar p-value": 4})
 
 
 def roc_figure(profile):
@@ -130,7 +131,7 @@ def cost_table(profile) -> pd.DataFrame:
             "seconds per epoch (median)": float(m["seconds"].median()),
             "training images/s (median)": float(m["images_per_s"].median()),
             "peak memory (MiB)": float(memory)}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index").round(3)
 
 
 def setup_table() -> pd.DataFrame:

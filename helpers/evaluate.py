@@ -655,13 +655,18 @@ def prediction_grid(result: dict, n: int = 8, seed: int = 0, cols: int = 4):
     return image_grid(chosen, cols, f"{result['name']}: predictions{_shown_as(result)}")
 
 
-def false_negative_grid(result: dict, n: int = 8, cols: int = 4):
+def false_negative_grid(result: dict, n: int = 8, cols: int = 4, closest: bool = False):
     """Generated images the classifier called real, the most confident mistakes first (the
-    paper's Figs. 7-8)."""
+    paper's Figs. 7-8). With ``closest``, a set without such mistakes shows instead its generated
+    images of lowest P(generated), the ones nearest to being called real, and says so."""
     pred = result["predictions"]
-    wrong = pred[(pred["label"] == 1) & (pred["predicted"] == 0)].sort_values("p_generated").head(n)
+    generated = pred[pred["label"] == 1].sort_values("p_generated")
+    wrong = generated[generated["predicted"] == 0].head(n)
+    if wrong.empty and closest and not generated.empty:
+        return image_grid(generated.head(n), cols, f"{result['name']}: no generated image was called real; "
+                          f"the {min(n, len(generated))} nearest to it{_shown_as(result)}")
     return image_grid(wrong, cols, f"{result['name']}: generated images called real{_shown_as(result)}",
-                       note="no false negatives: every generated image was called generated")
+                      note="no false negatives: every generated image was called generated")
 
 
 # -- the commands ---------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def false_negative_figure(profile, name: str, n: int = 8):
     """The generator's images called real (the paper's Figs. 7-8), or a note when it was not run."""
     done = results(profile)
     if name in done:
-        return ev.false_negative_grid(done[name]["alone"], n=n)
+        return ev.false_negative_grid(done[name]["alone"], n=n, closest=True)
     empty = pd.DataFrame(columns=["path", "label", "p_generated", "predicted"])
     return ev.image_grid(empty, 1, name, note=f"not evaluated: give a folder of {name} images with "
                                                f"--set {EXTERNAL[name]}=/path")

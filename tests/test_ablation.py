@@ -216,3 +216,19 @@ def test_python_m_helpers_train_passes_the_model_on(monkeypatch):
     monkeypatch.setattr(train, "run", lambda profile, **kw: seen.update(kw))
     assert main(["train", "--profile", "smoke", "--model", "resnet50"]) == 0
     assert seen["model"] == "resnet50" and seen["control"] is False
+
+
+def test_false_negative_grid_falls_back_to_the_nearest_images(study, calls, tmp_path):
+    folder = tmp_path / "bright"
+    folder.mkdir()
+    for i in range(3):
+        _noise(80, 80, 150 + 20 * i, 256, seed=i).save(folder / f"b_{i}.png")
+    result = ev.evaluate(study, images_dir=folder, label="generated")
+    assert (result["predictions"]["predicted"] == 1).all()
+    plain = ev.false_negative_grid(result)
+    assert "no false negatives" in " ".join(t.get_text() for ax in plain.axes for t in ax.texts)
+    near = ev.false_negative_grid(result, n=2, closest=True)
+    assert "nearest" in near._suptitle.get_text()
+    shown = [ax.get_title() for ax in near.axes if ax.get_title()]
+    lowest = result["predictions"]["p_generated"].nsmallest(2)
+    assert len(shown) == 2 and all(f"{p:.3f}" in t for p, t in zip(lowest, shown))
