@@ -56,11 +56,10 @@ from . import backbones
 from . import manifest as mf
 from .images import BadImage, encode, load_rgb, preprocess
 from .metrics import binary_metrics, bootstrap_ci, roc_points
+from .models import HEADS
 from .paths import atomic_write_text, data_root, inside, results_root
 from .profiles import PROFILES, ProfileError, get_profile, parse_sets
 
-DEFAULT_RUN = "paper"  # the trainer's run folder of the paper's recipe
-HEADS = ("paper", "logit")
 LABEL_NAMES = {v: k for k, v in mf.LABELS.items()}  # 0 -> "real", 1 -> "generated"
 THRESHOLD = 0.5
 # timm's ImageNet defaults, which the ConvNeXt checkpoints were trained with.
@@ -389,7 +388,8 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
     name = eval_name(checkpoint, set_name, spec)
     folder = eval_dir(profile, name)
     images = pd.concat([frame for frame, _ in parts], ignore_index=True)
-    files = [image_file(p) for p in images["path"]]
+    part_files = [[image_file(p) for p in frame["path"]] for frame, _ in parts]
+    files = [f for chunk in part_files for f in chunk]
     settings = {
         **_checkpoint_stamp(checkpoint), "set": set_name, **held,
         "label": label, "reencode": list(spec) if spec else None, "threshold": THRESHOLD,
@@ -407,13 +407,13 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
 
     skipped: dict = {}
     model, started, probs = get_model(), time.perf_counter(), []
-    for frame, from_folder in parts:
+    for (_, from_folder), chunk in zip(parts, part_files):
         def transform(img, from_folder=from_folder):
             if from_folder:  # a user's files: first the study's common format, as both classes were
                 img = common_format(img, profile)
             return reencode_image(img, spec) if spec else img
 
-        probs.append(predict_images(model, [image_file(p) for p in frame["path"]], profile.train_img_size,
+        probs.append(predict_images(model, chunk, profile.train_img_size,
                                     profile.train_head, device, batch_size,
                                     transform=transform if (from_folder or spec) else None,
                                     skipped=skipped, min_side=profile.min_side if from_folder else 1,

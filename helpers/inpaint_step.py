@@ -101,6 +101,20 @@ def standin_folder(profile, name: str, count: int | None = None) -> Path:
     return folder
 
 
+def external_folders(profile, count: int | None = None) -> dict[str, Path]:
+    """The DALL-E 2 and Imagen folders the profile names (``dalle2_dir``, ``imagen_dir``), for
+    Chapters 3 and 5. Smoke's stand-in folders are made with ``count`` images when a count is
+    given, else only located."""
+    out = {}
+    for name, setting in EXTERNAL.items():
+        value = getattr(profile, setting)
+        if value == STANDIN_DIR:
+            out[name] = standin_path(profile, name) if count is None else standin_folder(profile, name, count)
+        elif value:
+            out[name] = Path(value).expanduser().resolve()
+    return out
+
+
 def _folder_images(profile, name: str, folder: Path) -> list[tuple[str, Path]]:
     """The first ``inpaint_count`` readable images of a user's folder, in the common format."""
     from .images import suffix
@@ -129,12 +143,8 @@ def image_sets(profile) -> dict[str, list[tuple[str, Path]]]:
     for name, label in ((REAL, "real"), (OURS, "generated")):
         rows = test[test.label_name == label].head(profile.inpaint_count)
         sets[name] = [(Path(p).stem, inside(root, p)) for p in rows.path]
-    for name, setting in EXTERNAL.items():
-        folder = getattr(profile, setting)
-        if folder == STANDIN_DIR:
-            folder = standin_folder(profile, name)
-        if folder:
-            sets[name] = _folder_images(profile, name, folder)
+    for name, folder in external_folders(profile, profile.inpaint_count).items():
+        sets[name] = _folder_images(profile, name, folder)
     return sets
 
 

@@ -9,7 +9,7 @@ import seaborn as sns
 from PIL import Image
 
 from . import paper
-from .inpaint_step import OURS, REAL, out_dir
+from .inpaint_step import REAL, out_dir
 
 PAPER_N = len(paper.TABLE2_FID[paper.TABLE2_SOURCES[0]])  # 10 images per source in Table 2
 

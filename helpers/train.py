@@ -49,7 +49,7 @@ from . import backbones, distributed
 from . import manifest as mf
 from .models import build_model, data_config, loss_and_prob
 from .paths import atomic_write_text, results_root
-from .profiles import PROFILES, get_profile, parse_sets
+from .profiles import PROFILES
 
 METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s",
            "peak_memory_mb"]
@@ -664,12 +664,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="fine-tune the classifier (Chapter 4; torchrun for N GPUs)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     return add_arguments(p)
-
-
-def main(args: argparse.Namespace) -> pd.DataFrame | None:
-    """Run the parsed ``train`` command."""
-    profile = get_profile(args.profile, parse_sets(args.set))
-    return run(profile, control=args.control, deterministic=args.deterministic, model=args.model)
 
 
 def _cli(argv: list[str] | None = None) -> int:

@@ -17,32 +17,20 @@ import pandas as pd
 
 from . import evaluate as ev
 from . import paper
-from .inpaint_step import EXTERNAL, slug, standin_folder, standin_path
+from .inpaint_step import EXTERNAL, external_folders, slug, standin_path  # noqa: F401 (slug: for the chapter)
 from .paths import atomic_write_text
-from .profiles import STANDIN_DIR
 
 CATEGORIES = ("photo", "artwork", "illustration")  # the kinds the paper found fooled the classifier
 
 
 def generators(profile) -> dict[str, Path]:
     """``{"DALL-E 2": folder, "Imagen": folder}`` for the folders this profile names (not made)."""
-    out = {}
-    for name, setting in EXTERNAL.items():
-        value = getattr(profile, setting)
-        if value == STANDIN_DIR:
-            out[name] = standin_path(profile, name)
-        elif value:
-            out[name] = Path(value).expanduser().resolve()
-    return out
+    return external_folders(profile)
 
 
 def prepare(profile) -> dict[str, Path]:
     """The folders, with smoke's stand-ins made (``transfer_count`` images each) if needed."""
-    out = generators(profile)
-    for name in out:
-        if getattr(profile, EXTERNAL[name]) == STANDIN_DIR:
-            standin_folder(profile, name, profile.transfer_count)
-    return out
+    return external_folders(profile, profile.transfer_count)
 
 
 def standin_categories(profile, name: str) -> Path:
