@@ -8,7 +8,7 @@ import sys
 from .download import DownloadError
 from .manifest import ManifestError
 from .paths import UnsafePathError
-from .profiles import PROFILES, ProfileError, get_profile, parse_sets
+from .profiles import ProfileError, add_profile_arguments, get_profile, parse_sets
 from .stamps import StaleOutputError
 
 # Errors whose message already says what to do: printed without a traceback.
@@ -18,20 +18,14 @@ KNOWN_ERRORS = (DownloadError, ManifestError, UnsafePathError, StaleOutputError)
 def _known_errors():
     from .augment import AugmentError
     from .checkpoints import CheckpointError
+    from .evaluate import EvaluateError
     from .generate import GenerationError
     from .inpaint_step import InpaintError
     from .masks import MaskError
     from .real_data import DataError
     from .train import TrainError
-    return KNOWN_ERRORS + (AugmentError, CheckpointError, DataError, GenerationError,
+    return KNOWN_ERRORS + (AugmentError, CheckpointError, DataError, EvaluateError, GenerationError,
                            InpaintError, MaskError, TrainError)
-
-
-def _profile_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default=None,
-                   help=f"one of {', '.join(PROFILES)} (default: $BOOK_PROFILE, else smoke)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="override one setting of the profile, e.g. --set real_train=100")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,21 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("data", help="sample the splits, fetch and preprocess the real photographs")
-    _profile_args(p)
+    add_profile_arguments(p)
 
     p = sub.add_parser("generate", help="generate images from captions (launch with torchrun for N GPUs)")
-    _profile_args(p)
+    add_profile_arguments(p)
     p.add_argument("--limit", type=int, default=None, help="at most this many images per rank (a trial)")
 
     p = sub.add_parser("augment", help="Algorithm 1: augmented generated training images (Chapter 2)")
-    _profile_args(p)
+    add_profile_arguments(p)
     p.add_argument("--both-classes", action="store_true",
                    help="also augment as many real training images (the one-class shortcut's control)")
 
     p = sub.add_parser("inpaint", help="inpaint real and generated images with one model, and score (Chapter 3)")
-    _profile_args(p)
-    p.add_argument("--model", required=True,
-                   choices=["pconv", "deepfill_v2", "sd2_inpaint", "telea", "navier_stokes", "biharmonic"])
+    add_profile_arguments(p)
+    from .inpaint_step import MODELS
+    p.add_argument("--model", required=True, choices=MODELS)
     p.add_argument("--masks", default="free_form", metavar="free_form|objects|DIR",
                    help="seeded free-form strokes (default), COCO object outlines, or a folder of masks")
 
@@ -63,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image, MFU on a GPU)")
     p.add_argument("what", choices=["data", "generate", "train"])
-    _profile_args(p)
+    add_profile_arguments(p)
     p.add_argument("--images", type=int, default=None, help="how many images to time")
     p.add_argument("--model", default=None, help="bench train: a timm model name (default: the profile's)")
     p.add_argument("--img-size", type=int, default=None, help="bench train: input side (default: the profile's)")
@@ -72,11 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("evaluate", "predict"):
-        from . import evaluate
-        return evaluate.main(args)
     try:
         profile = get_profile(args.profile, parse_sets(args.set))
+        if args.command in ("evaluate", "predict"):
+            from . import evaluate
+            return evaluate.main(args, profile)
         if args.command == "data":
             from . import real_data
             real_data.run(profile)

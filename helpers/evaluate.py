@@ -58,7 +58,7 @@ from .images import BadImage, encode, load_rgb, preprocess
 from .metrics import binary_metrics, bootstrap_ci, roc_points
 from .models import HEADS
 from .paths import atomic_write_text, data_root, inside, results_root
-from .profiles import PROFILES, ProfileError, get_profile, parse_sets
+from .profiles import add_profile_arguments
 
 LABEL_NAMES = {v: k for k, v in mf.LABELS.items()}  # 0 -> "real", 1 -> "generated"
 THRESHOLD = 0.5
@@ -671,18 +671,11 @@ def false_negative_grid(result: dict, n: int = 8, cols: int = 4, closest: bool =
 
 # -- the commands ---------------------------------------------------------------------------------
 
-def _profile_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default=None,
-                   help=f"one of {', '.join(PROFILES)} (default: $BOOK_PROFILE, else smoke)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="override one setting of the profile, e.g. --set train_img_size=224")
-
-
 def add_parser(subparsers) -> None:
     """Register the ``evaluate`` and ``predict`` commands on ``python -m helpers``'s subparsers."""
     p = subparsers.add_parser("evaluate", help="score the test split (or a folder) with a trained "
                               "classifier: predictions.csv, metrics.json (Chapter 4)")
-    _profile_args(p)
+    add_profile_arguments(p, "train_img_size=224")
     p.add_argument("--model", choices=backbones.KEYS, default=backbones.DEFAULT,
                    help="the backbone of Table 3 whose run to evaluate (Chapter 5)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -703,7 +696,7 @@ def add_parser(subparsers) -> None:
 
     p = subparsers.add_parser("predict", help="P(generated) for image files or folders of images")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders of images")
-    _profile_args(p)
+    add_profile_arguments(p, "train_img_size=224")
     p.add_argument("--model", choices=backbones.KEYS, default=backbones.DEFAULT,
                    help="the backbone of Table 3 the checkpoint belongs to")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -773,44 +766,33 @@ def _print_metrics(result: dict) -> None:
     print(f"files: {result['dir'] / 'predictions.csv'}, {result['dir'] / 'metrics.json'}")
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run the ``evaluate`` or ``predict`` command; errors that say what to do are printed, exit 1."""
-    from .checkpoints import CheckpointError
-
-    try:
-        profile = get_profile(args.profile, parse_sets(args.set))
-        if args.command == "evaluate":
-            categories = load_categories(args.categories) if args.categories else None
-            result = evaluate(profile, args.checkpoint, args.images, args.label, args.reencode,
-                              real=args.real, model=args.model, batch_size=args.batch_size,
-                              force=args.force)
-            _print_metrics(result)
-            if categories is not None:
-                table = category_table(result, categories)
-                atomic_write_text(result["dir"] / "categories.csv", table.to_csv())
-                print(table.to_string(float_format=lambda v: f"{v:.4f}"))
-                print(f"file: {result['dir'] / 'categories.csv'}")
-            return 0
-        if args.command == "predict":
-            table = predict_paths(profile, args.checkpoint, args.paths, as_is=args.as_is,
-                                  batch_size=args.batch_size, model=args.model)
-            bad = table[table["reason"] != ""]
-            if args.csv:
-                mf.write_csv(table, Path(args.csv))
-                print(f"{len(table) - len(bad)} images scored: {args.csv}")
-            else:
-                good = table[table["reason"] == ""][["path", "p_generated", "predicted"]]
-                print(good.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(good)
-                      else "no image could be scored")
-            if len(bad):
-                print(f"{len(bad)} not scored:", file=sys.stderr)
-                for row in bad.itertuples():
-                    print(f"  {row.path}: {row.reason}", file=sys.stderr)
-            return 0 if len(bad) < len(table) else 1
-        raise EvaluateError(f"helpers.evaluate runs 'evaluate' and 'predict', not {args.command!r}")
-    except ProfileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (EvaluateError, CheckpointError, mf.ManifestError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def main(args: argparse.Namespace, profile) -> int:
+    """Run the parsed ``evaluate`` or ``predict`` command for ``profile`` (``python -m helpers``
+    prints the errors that say what to do); 1 when ``predict`` could score no file."""
+    if args.command == "evaluate":
+        categories = load_categories(args.categories) if args.categories else None
+        result = evaluate(profile, args.checkpoint, args.images, args.label, args.reencode,
+                          real=args.real, model=args.model, batch_size=args.batch_size,
+                          force=args.force)
+        _print_metrics(result)
+        if categories is not None:
+            table = category_table(result, categories)
+            atomic_write_text(result["dir"] / "categories.csv", table.to_csv())
+            print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+            print(f"file: {result['dir'] / 'categories.csv'}")
+        return 0
+    table = predict_paths(profile, args.checkpoint, args.paths, as_is=args.as_is,
+                          batch_size=args.batch_size, model=args.model)
+    bad = table[table["reason"] != ""]
+    if args.csv:
+        mf.write_csv(table, Path(args.csv))
+        print(f"{len(table) - len(bad)} images scored: {args.csv}")
+    else:
+        good = table[table["reason"] == ""][["path", "p_generated", "predicted"]]
+        print(good.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(good)
+              else "no image could be scored")
+    if len(bad):
+        print(f"{len(bad)} not scored:", file=sys.stderr)
+        for row in bad.itertuples():
+            print(f"  {row.path}: {row.reason}", file=sys.stderr)
+    return 0 if len(bad) < len(table) else 1

@@ -333,6 +333,14 @@ def get_profile(name: str | None = None, overrides: dict | None = None) -> Profi
     return dataclasses.replace(profile, **changes)
 
 
+def add_profile_arguments(parser, example: str = "real_train=100") -> None:
+    """``--profile`` and ``--set KEY=VALUE`` on a command of ``python -m helpers``."""
+    parser.add_argument("--profile", default=None,
+                        help=f"one of {', '.join(PROFILES)} (default: ${ENV_VAR}, else {DEFAULT})")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                        help=f"override one setting of the profile, e.g. --set {example}")
+
+
 def parse_sets(pairs: list[str] | None) -> dict:
     """``["real_train=100", "sd_steps=10"]`` from ``--set`` flags into a dict of overrides."""
     out = {}

@@ -49,7 +49,7 @@ from . import backbones, distributed
 from . import manifest as mf
 from .models import build_model, data_config, loss_and_prob
 from .paths import atomic_write_text, results_root
-from .profiles import PROFILES
+from .profiles import add_profile_arguments
 
 METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s",
            "peak_memory_mb"]
@@ -645,10 +645,7 @@ def _run(profile, world, control: bool, deterministic: bool, out: Path) -> pd.Da
 # ---------------------------------------------------------------- command line
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--profile", default=None,
-                   help=f"one of {', '.join(PROFILES)} (default: $BOOK_PROFILE, else smoke)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="override one setting of the profile, e.g. --set train_micro_batch=2")
+    add_profile_arguments(p, "train_micro_batch=2")
     p.add_argument("--model", choices=backbones.KEYS, default=backbones.DEFAULT,
                    help="the backbone (Chapter 5's Table 3): convnext is the profile's train_model, "
                         "the others come from its ablation_models; each has its own run folder")

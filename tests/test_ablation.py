@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn import metrics as skm
-from test_evaluate import BAD, Brightness, _bad_and_good_folder, _noise, _parse, calls, study  # noqa: F401
+from test_evaluate import BAD, Brightness, _bad_and_good_folder, _cli, _noise, calls, study  # noqa: F401
 
 from helpers import ablation, backbones, transfer
 from helpers import evaluate as ev
@@ -133,7 +133,7 @@ def test_generated_only_folder_gives_accuracy_and_refuses_two_class_metrics(stud
     assert result["metrics"]["accuracy"] == result["metrics"]["accuracy_generated"] == 1.0
     with pytest.raises(ev.EvaluateError, match="only generated images.*--real test"):
         ev.two_class_metrics(result)
-    assert ev.main(_parse(["evaluate", "--images", str(folder), "--label", "generated"])) == 0
+    assert _cli(["evaluate", "--images", str(folder), "--label", "generated"]) == 0
     out = capsys.readouterr().out
     assert "accuracy_generated" in out and "refused" in out and "--real test" in out
     with pytest.raises(ev.EvaluateError, match="labelled real already"):
@@ -182,8 +182,8 @@ def test_category_breakdown_and_bad_category_files(study, calls, tmp_path):
     (tmp_path / "other.csv").write_text("file,category\nx.png,photo\n")
     with pytest.raises(ev.EvaluateError, match="no image of"):
         ev.category_table(result, tmp_path / "other.csv")
-    assert ev.main(_parse(["evaluate", "--images", str(folder), "--label", "generated",
-                           "--categories", str(csv)])) == 0
+    assert _cli(["evaluate", "--images", str(folder), "--label", "generated",
+                           "--categories", str(csv)]) == 0
     assert (result["dir"] / "categories.csv").exists()
 
 

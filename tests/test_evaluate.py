@@ -4,7 +4,6 @@ The stand-in scores brightness, so bright "generated" and dark "real" test image
 and the expected metrics are known. The real classifier (helpers.models) is never imported here.
 """
 
-import argparse
 import io
 import json
 import sys
@@ -291,35 +290,36 @@ def test_load_classifier_loads_strictly(monkeypatch, tmp_path):
 
 # -- the commands -------------------------------------------------------------------------------
 
-def _parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m helpers")
-    ev.add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+def _cli(argv):
+    """``python -m helpers ARGV``, in this process: its exit status."""
+    from helpers.__main__ import main
+
+    return main(argv)
 
 
 def test_predict_command_prints_a_table_and_lists_bad_inputs(study, calls, tmp_path, capsys):
     folder = tmp_path / "mixed"
     _bad_and_good_folder(folder)
     missing = tmp_path / "missing.png"
-    assert ev.main(_parse(["predict", str(folder), str(missing)])) == 0
+    assert _cli(["predict", str(folder), str(missing)]) == 0
     out, err = capsys.readouterr()
     assert "gray.png" in out and "generated" in out and "zero.jpg" not in out
     assert "5 not scored" in err and "zero-byte" in err and "cannot read" in err and "too small" in err
     csv = tmp_path / "out" / "p.csv"
-    assert ev.main(_parse(["predict", str(folder / "cmyk.jpg"), str(folder / "text.jpg"), "--csv", str(csv),
-                           "--as-is"])) == 0
+    assert _cli(["predict", str(folder / "cmyk.jpg"), str(folder / "text.jpg"), "--csv", str(csv),
+                           "--as-is"]) == 0
     table = pd.read_csv(csv, keep_default_na=False)
     assert list(table.columns) == ["path", "p_generated", "predicted", "reason"]
     assert table.loc[0, "predicted"] == "generated" and "not an image" in table.loc[1, "reason"]
     # nothing scorable: exit 1, still no traceback
-    assert ev.main(_parse(["predict", str(folder / "zero.jpg")])) == 1
+    assert _cli(["predict", str(folder / "zero.jpg")]) == 1
 
 
 def test_evaluate_command(study, calls, capsys, tmp_path):
-    assert ev.main(_parse(["evaluate", "--profile", "smoke", "--reencode", "resize:64"])) == 0
+    assert _cli(["evaluate", "--profile", "smoke", "--reencode", "resize:64"]) == 0
     out = capsys.readouterr().out
     assert "paper-best_test_resize64" in out and "accuracy" in out and "metrics.json" in out
-    assert ev.main(_parse(["evaluate", "--images", str(tmp_path)])) == 1
+    assert _cli(["evaluate", "--images", str(tmp_path)]) == 1
     assert "--label" in capsys.readouterr().err
-    assert ev.main(_parse(["evaluate", "--reencode", "gif:3"])) == 1
-    assert ev.main(_parse(["evaluate", "--set", "train_head=sideways"])) == 2
+    assert _cli(["evaluate", "--reencode", "gif:3"]) == 1
+    assert _cli(["evaluate", "--set", "train_head=sideways"]) == 2
