@@ -72,13 +72,12 @@ def standin_path(profile, name: str) -> Path:
     return profile_dir(profile.name) / f"standin_{slug(name)}"
 
 
-def standin_folder(profile, name: str, count: int | None = None) -> Path:
-    """Smoke's stand-in for a DALL-E 2 or Imagen folder: ``count`` images (default
-    ``inpaint_count``) of a differently configured tiny generator, made once."""
-    from .generate import generate_batch
+def standin_folder(profile, name: str, count: int) -> Path:
+    """Smoke's stand-in for a DALL-E 2 or Imagen folder: ``count`` images of a differently
+    configured tiny generator, made once."""
+    from .generate import from_pretrained, generate_batch
     from .tiny_sd import build_tiny_pipeline
 
-    count = profile.inpaint_count if count is None else count
     folder = standin_path(profile, name)
     if len(list(folder.glob("*.png"))) >= count:
         return folder
@@ -87,8 +86,7 @@ def standin_folder(profile, name: str, count: int | None = None) -> Path:
     variant = {DALLE2: dict(seed=11, scheduler_overrides={"beta_schedule": "linear"}),
                IMAGEN: dict(seed=12, scheduler_overrides={"prediction_type": "epsilon"})}[name]
     location = build_tiny_pipeline(data_root() / "models" / f"tiny-standin-{slug(name)}", **variant)
-    pipe = diffusers.StableDiffusionPipeline.from_pretrained(str(location), safety_checker=None,
-                                                            requires_safety_checker=False)
+    pipe = from_pretrained(diffusers.StableDiffusionPipeline, str(location), torch.float32, EXTERNAL[name])
     pipe.set_progress_bar_config(disable=True)
     captions = pd.read_csv(profile_dir(profile.name) / "plan_generated.csv", keep_default_na=False)["caption"]
     for i in range(count):
