@@ -1,10 +1,15 @@
-# The README's two commands. Both create .venv (if missing) and install the package first.
+# The README's two commands, and the long path of a GPU box. Each creates .venv (if missing) and
+# installs the package first.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The profile of `make book`, `make run` and `make rehearse`: PROFILE=..., else $BOOK_PROFILE, else smoke.
+PROFILE ?= $(or $(BOOK_PROFILE),smoke)
+# Each profile builds into its own folder, with its own execution cache: builds never mix.
+BUILD = _build/$(PROFILE)
 
-.PHONY: book test unit notebooks build-strict clean
+.PHONY: book run rehearse test unit notebooks build-strict clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,22 +18,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
 	touch $(STAMP)
 
-# Execute every chapter in the default profile ($$BOOK_PROFILE, else smoke) and render HTML.
+# Execute every chapter in $(PROFILE) and render HTML into _build/<profile>/_build/html.
+# smoke and course run their steps inside the chapters; paper renders what `make run` finished.
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build .
-	@echo "open _build/html/index.html"
+	BOOK_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . --path-output $(BUILD)
+	@echo "open $(BUILD)/_build/html/index.html"
 
-# Unit tests, every chapter through nbval, and a book build with warnings as errors.
+# Every step of the book in order (resumable; torchrun over the GPUs where a step uses several).
+run: $(STAMP)
+	BOOK_PROFILE=$(PROFILE) $(PY) -m helpers run --profile $(PROFILE)
+
+# The real profile, offline, against stand-ins at the real addresses (COCO mirror on 127.0.0.1,
+# a model-hub cache under the real ids); FULL_SIZE=1 builds the stand-ins at the real sizes (GPU).
+rehearse: $(STAMP)
+	$(PY) -m helpers.rehearsal run $(PROFILE) $(if $(FULL_SIZE),--full-size)
+
+# Unit tests, every chapter through nbval, and a book build with warnings as errors (smoke).
 test: unit notebooks build-strict
 
 unit: $(STAMP)
-	$(PY) -m pytest tests
+	BOOK_PROFILE=smoke $(PY) -m pytest tests
 
 notebooks: $(STAMP)
-	$(PY) -m pytest --nbval-lax notebooks
+	BOOK_PROFILE=smoke $(PY) -m pytest --nbval-lax notebooks
 
 build-strict: $(STAMP)
-	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+	BOOK_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output _build/smoke --warningiserror --keep-going
 
 clean:
 	rm -rf _build

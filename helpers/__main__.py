@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from .download import DownloadError
 from .manifest import ManifestError
@@ -23,14 +24,20 @@ def _known_errors():
     from .inpaint_step import InpaintError
     from .masks import MaskError
     from .real_data import DataError
+    from .steps import StepFailed
     from .train import TrainError
     return KNOWN_ERRORS + (AugmentError, CheckpointError, DataError, EvaluateError, GenerationError,
-                           InpaintError, MaskError, TrainError)
+                           InpaintError, MaskError, StepFailed, TrainError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="every step of the book in order (make run), then build the book to render them")
+    add_profile_arguments(p)
+    p.add_argument("--only", type=int, action="append", default=None, metavar="CHAPTER",
+                   help="only this chapter's steps (repeatable)")
 
     p = sub.add_parser("data", help="sample the splits, fetch and preprocess the real photographs")
     add_profile_arguments(p)
@@ -65,39 +72,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    started = time.perf_counter()
     try:
         profile = get_profile(args.profile, parse_sets(args.set))
-        if args.command in ("evaluate", "predict"):
-            from . import evaluate
-            return evaluate.main(args, profile)
-        if args.command == "data":
-            from . import real_data
-            real_data.run(profile)
-        elif args.command == "generate":
-            from . import generate
-            generate.run(profile, limit=args.limit)
-        elif args.command == "augment":
-            from . import augment
-            augment.run(profile, both_classes=args.both_classes)
-        elif args.command == "inpaint":
-            from . import inpaint_step
-            inpaint_step.run(profile, args.model, mask_mode=args.masks)
-        elif args.command == "train":
-            from . import train
-            train.run(profile, control=args.control, deterministic=args.deterministic, model=args.model)
-        elif args.command == "bench":
-            from . import bench
-            if args.what == "train":
-                changes = {k: v for k, v in (("train_model", args.model), ("train_img_size", args.img_size)) if v}
-                profile = get_profile(profile.name, parse_sets(args.set) | changes)
-            bench.run(args.what, profile, n_images=args.images)
+        code = _dispatch(args, profile)
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except _known_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if code == 0 and args.command != "run":
+        from . import steps
+        steps.record_done(profile, argv, time.perf_counter() - started)
+    return code
+
+
+def _dispatch(args, profile) -> int:
+    """Run one command; its return code (0 when it went well)."""
+    if args.command in ("evaluate", "predict"):
+        from . import evaluate
+        return evaluate.main(args, profile)
+    if args.command == "run":
+        from . import pipeline
+        pipeline.run(profile, parse_sets(args.set), only=args.only)
+    elif args.command == "data":
+        from . import real_data
+        real_data.run(profile)
+    elif args.command == "generate":
+        from . import generate
+        generate.run(profile, limit=args.limit)
+    elif args.command == "augment":
+        from . import augment
+        augment.run(profile, both_classes=args.both_classes)
+    elif args.command == "inpaint":
+        from . import inpaint_step
+        inpaint_step.run(profile, args.model, mask_mode=args.masks)
+    elif args.command == "train":
+        from . import train
+        train.run(profile, control=args.control, deterministic=args.deterministic, model=args.model)
+    elif args.command == "bench":
+        from . import bench
+        if args.what == "train":
+            changes = {k: v for k, v in (("train_model", args.model), ("train_img_size", args.img_size)) if v}
+            profile = get_profile(profile.name, parse_sets(args.set) | changes)
+        bench.run(args.what, profile, n_images=args.images)
     return 0
 
 

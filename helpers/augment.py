@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from . import manifest as mf
 from .images import encode, load_rgb, preprocess, suffix
-from .paths import atomic_write_bytes, data_root, inside, profile_dir, relative_to_root
+from .paths import atomic_write_bytes, data_root, inside, profile_dir, relative_to_root, sweep_stale_tmp
 from .stamps import check_or_write
 
 TECHNIQUES = ("rotation", "noise", "brightness_contrast", "color_jitter")
@@ -176,6 +176,7 @@ def run(profile, both_classes: bool = False) -> pd.DataFrame:
     """Augment the generated training images (and, with ``both_classes``, as many real ones)."""
     if profile.augment_count < 1:
         raise AugmentError(f"profile '{profile.name}' asks for no augmented images (augment_count=0)")
+    sweep_stale_tmp(profile_dir(profile.name) / "images")  # temporary files of killed writers
     frame = mf.load(profile.name, check_files=False)  # its own outputs may have been deleted: remade
     parts = [run_class(profile, frame, "generated")]
     if both_classes:

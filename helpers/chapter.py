@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import manifest as mf
 from . import paper
-from .paths import data_root, inside, results_root
+from .paths import data_root, inside, results_root, shown
 from .profiles import Profile, get_profile, to_sets
 
 
@@ -31,31 +31,111 @@ def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
     return p
 
 
+class StepNotDone(RuntimeError):
+    """A chapter built before its long step has finished (``paper``: steps run outside the build).
+
+    IPython shows only the message (``_render_traceback_``): the rendered chapter says what is
+    missing and which command makes it, instead of a traceback or a cell that runs for hours.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
+
+
+def _launcher(nproc: int, torchrun: str = "torchrun", python: str = "python") -> list[str]:
+    return [torchrun, "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else [python]
+
+
+def command_line(command: str, profile: Profile, overrides: dict | None, args, nproc: int) -> list[str]:
+    """The command as a user would type it (``torchrun ... -m helpers`` when ``nproc`` > 1), with
+    paths shown relative to the book's roots."""
+    return [*_launcher(nproc), "-m", "helpers", command, *map(shown, args), "--profile", profile.name,
+            *to_sets(overrides)]
+
+
+def launch(command: str, profile: Profile, overrides: dict | None = None, *args: str, tail: int = 12,
+           nproc: int = 1, stream: bool = False) -> str:
+    """Run the step now; its stdout. ``stream``: show every line as it comes (``make run``), else
+    the last ``tail`` lines at the end (a notebook cell). The step's record keeps those lines."""
+    import shutil
+    import time
+
+    from . import steps
+
+    typed = command_line(command, profile, overrides, args, nproc)
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    cmd = [*_launcher(nproc, torchrun, sys.executable), "-m", "helpers", command, *args,
+           "--profile", profile.name, *to_sets(overrides)]
+    print("$ " + " ".join(typed), flush=True)
+    started = time.perf_counter()
+    out = _run(cmd, stream)
+    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    if not stream:
+        print("\n".join(lines[-tail:]))
+    if out.returncode != 0:
+        raise steps.StepFailed(f"`{' '.join(typed)}` failed:\n{(out.stderr or '')[-3000:]}")
+    steps.add_output(profile, [command, *args], lines[-tail:], time.perf_counter() - started, nproc)
+    return out.stdout
+
+
+def _run(cmd: list[str], stream: bool) -> subprocess.CompletedProcess:
+    if not stream:
+        return subprocess.run(cmd, capture_output=True, text=True)
+    lines = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1) as proc:
+        for line in proc.stdout:  # stderr (progress bars, errors) goes straight to the terminal
+            print(line, end="", flush=True)
+            lines.append(line)
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "")
+
+
 def run_step(command: str, profile: Profile, overrides: dict | None = None, *args: str,
              tail: int = 12, nproc: int = 1) -> str:
     """Run ``python -m helpers COMMAND --profile P [--set ...]``; show the end of its output.
 
     ``nproc`` > 1 launches it with ``torchrun --standalone --nproc_per_node=nproc`` (one process per
     GPU, or CPU processes with gloo). Each command skips work that is already done, so a rerun of
-    the notebook is fast.
+    the notebook is fast. A profile whose build does not run its steps (``build_runs_steps=0``:
+    ``paper``, hours per step) shows the finished step's record instead, or says how to run it.
     """
-    import shutil
+    if profile.build_runs_steps:
+        return launch(command, profile, overrides, *args, tail=tail, nproc=nproc)
+    return show_finished(command, profile, overrides, *args, tail=tail, nproc=nproc)
 
-    rest = [command, *args, "--profile", profile.name, *to_sets(overrides)]
-    if nproc > 1:
-        torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-        cmd = [torchrun, "--standalone", f"--nproc_per_node={nproc}", "-m", "helpers", *rest]
-        shown = ["torchrun", "--standalone", f"--nproc_per_node={nproc}", "-m", "helpers", *rest]
-    else:
-        cmd = [sys.executable, "-m", "helpers", *rest]
-        shown = ["python", "-m", "helpers", *rest]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
-    print("$ " + " ".join(shown))
-    print("\n".join(lines[-tail:]))
-    if out.returncode != 0:
-        raise RuntimeError(f"`{' '.join(shown)}` failed:\n{out.stderr[-3000:]}")
-    return out.stdout
+
+def show_finished(command: str, profile: Profile, overrides: dict | None = None, *args: str,
+                  tail: int = 12, nproc: int = 1) -> str:
+    """What a build that renders from finished steps shows for one step (or :class:`StepNotDone`)."""
+    from . import steps
+
+    typed = " ".join(command_line(command, profile, overrides, args, nproc))
+    record = steps.finished(profile, [command, *args])
+    if record is None:
+        raise StepNotDone(
+            f"This step has not finished for profile '{profile.name}' with these settings:\n"
+            f"  $ {typed}\n"
+            f"The '{profile.name}' profile runs its steps outside the book build (they take hours):\n"
+            f"run `make run PROFILE={profile.name}` (every step in order, resumable) or the command "
+            f"above, then build the book again.")
+    lines = record.get("output", [])[-tail:]
+    print(f"$ {typed}\n" + "\n".join(lines)
+          + f"\n(finished {record['finished']} in {record['seconds']:.0f} s; not run again by the book build)")
+    return "\n".join(lines)
+
+
+def processes(profile: Profile, nproc: int | None = None) -> int:
+    """The torchrun processes of the chapter's training (``nproc``, else one per GPU, else 2 CPU
+    processes), printed with how the profile's global batch splits over them."""
+    from .distributed import launch_processes
+    from .train import batch_plan
+
+    nproc = nproc or launch_processes()
+    plan = batch_plan(profile, nproc)
+    print(f"training runs on {nproc} process(es): global batch {plan.global_batch} = "
+          f"{plan.micro_batch} images x {nproc} process(es) x {plan.accum} micro-step(s)")
+    if plan.note:
+        print(f"note: {plan.note}")
+    return nproc
 
 
 def prerequisites(profile: Profile, overrides: dict | None, *steps: str) -> None:

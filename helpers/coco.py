@@ -3,13 +3,19 @@
 The paper (section 5.1) samples 10,000 training and 1,900 validation photographs from train2017
 and 1,500 test photographs from val2017, and generates as many images (7,000 + 1,900 + 1,500)
 from captions of COCO images that are *not* in the real training set. :func:`make_plan` draws
-both, seeded, with the sets disjoint by image id and by caption text.
+both, seeded, with the sets disjoint by image id and by caption text, and a seeded reserve of
+photographs that stand in, in order, for planned ones the server cannot give (missing or corrupt).
+
+The files come from COCO's own server, or from any server laid out like it (a local mirror, or
+the rehearsal's stand-in): the profile's ``coco_url``, else ``$BOOK_COCO_URL`` (:func:`base_url`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -17,15 +23,56 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .download import md5sum
 from .paths import atomic_write_bytes
 
-ANNOTATIONS_URL = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
+OFFICIAL_URL = "http://images.cocodataset.org"
+URL_ENV = "BOOK_COCO_URL"
 ANNOTATIONS_MD5 = "f4bbac642086de4f52a3fdda2de5fa2c"  # published with the COCO 2017 release
 ANNOTATIONS_ZIP = "annotations_trainval2017.zip"
-IMAGE_URL = "http://images.cocodataset.org/{subset}/{file_name}"
 CAPTION_FILES = {"train2017": "captions_train2017.json", "val2017": "captions_val2017.json"}
 # Real train and val come from train2017, real test from val2017; generated likewise.
 SUBSET_OF_SPLIT = {"train": "train2017", "val": "train2017", "test": "val2017"}
+
+
+def base_url(profile) -> str:
+    """Where COCO's files are: the profile's ``coco_url``, else ``$BOOK_COCO_URL``, else COCO's own
+    server. Any server with COCO's layout works (``annotations/annotations_trainval2017.zip``,
+    ``train2017/FILE``, ``val2017/FILE``), which is how a local mirror is used."""
+    return (profile.coco_url or os.environ.get(URL_ENV) or OFFICIAL_URL).rstrip("/")
+
+
+def annotations_url(base: str) -> str:
+    return f"{base}/annotations/{ANNOTATIONS_ZIP}"
+
+
+def image_url(base: str, subset: str, file_name: str) -> str:
+    return f"{base}/{subset}/{file_name}"
+
+
+def check_annotations_zip(path: Path) -> None:
+    """Raise ValueError unless ``path`` is a zip holding both caption files (a mirror's zip)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = {Path(n).name for n in zf.namelist()}
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"not a readable zip file ({exc})") from None
+    missing = [n for n in CAPTION_FILES.values() if n not in names]
+    if missing:
+        raise ValueError(f"the zip lacks {', '.join(missing)}")
+
+
+def mirror_zip_check(url: str):
+    """The check of a mirror's annotations zip: COCO's md5, or else (a repacked or stand-in zip,
+    said in one line) the caption files that the data step reads. COCO's own server keeps the
+    md5 as a hard check instead (see the data step)."""
+    def verify(path: Path) -> None:
+        digest = md5sum(path)
+        if digest != ANNOTATIONS_MD5:
+            print(f"note: {url} is not COCO's official release (md5 {digest}, COCO's is "
+                  f"{ANNOTATIONS_MD5}); checking that it holds the caption files instead")
+            check_annotations_zip(path)
+    return verify
 
 
 def caption_path(coco_root: Path, subset: str) -> Path:
@@ -70,11 +117,35 @@ def image_seed(base_seed: int, coco_id: int) -> int:
     return int(digest[:15], 16)
 
 
+def reserve_size(n_real: int) -> int:
+    """Reserve photographs per subset: enough for a few percent of missing or corrupt files."""
+    return max(5, math.ceil(0.02 * n_real))
+
+
+REAL_COLUMNS = ["split", "coco_id", "coco_subset", "file_name", "width", "height", "caption"]
+
+
+def _real_row(split: str, subset: str, row) -> dict:
+    return dict(split=split, coco_id=int(row.id), coco_subset=subset, file_name=row.file_name,
+                width=int(row.width), height=int(row.height), caption=row.captions[0])
+
+
 def make_plan(profile, train: pd.DataFrame, val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Seeded real and generated plans: (real rows, generated rows).
+    """Seeded real and generated plans: (real rows, generated rows); see :func:`plan_with_reserve`."""
+    real, gen, _ = plan_with_reserve(profile, train, val)
+    return real, gen
+
+
+def plan_with_reserve(profile, train: pd.DataFrame,
+                      val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Seeded real, generated and reserve plans: (real rows, generated rows, reserve rows).
 
     Real images take their first caption for display. Each generated image takes one caption, drawn
     from its COCO image's captions, that is not the caption of any other image of the study.
+    The reserve (split ``reserve``, :func:`reserve_size` per subset) is drawn after both, from the
+    same shuffled pools, so it does not change them: its images are neither real nor caption
+    sources, and none of its captions is a generated one, so that a reserve photograph promoted to
+    the real set keeps the rule "no real image's caption is generated".
     """
     rng = np.random.default_rng(profile.seed)
     need = {
@@ -88,16 +159,13 @@ def make_plan(profile, train: pd.DataFrame, val: pd.DataFrame) -> tuple[pd.DataF
                              f"needs {need[subset]}")
         pools[subset] = table.iloc[rng.permutation(len(table))].reset_index(drop=True)
 
-    real_rows, gen_take = [], []
+    real_rows = []
     starts = {"train2017": 0, "val2017": 0}
     for split, n in profile.real_counts.items():
         subset = SUBSET_OF_SPLIT[split]
         chunk = pools[subset].iloc[starts[subset]:starts[subset] + n]
         starts[subset] += n
-        for row in chunk.itertuples():
-            real_rows.append(dict(split=split, coco_id=int(row.id), coco_subset=subset,
-                                  file_name=row.file_name, width=int(row.width),
-                                  height=int(row.height), caption=row.captions[0]))
+        real_rows += [_real_row(split, subset, row) for row in chunk.itertuples()]
     # Captions of the real images are never used for generation.
     used: set[str] = set()
     real_ids = {r["coco_id"] for r in real_rows}
@@ -124,4 +192,19 @@ def make_plan(profile, train: pd.DataFrame, val: pd.DataFrame) -> tuple[pd.DataF
                                          seed=image_seed(profile.seed, row.id)))
                     taken += 1
                     break
-    return pd.DataFrame(real_rows), pd.DataFrame(gen_rows)
+    generated = {normalise(r["caption"]) for r in gen_rows}
+    reserve = [row for subset, n in (("train2017", profile.real_train + profile.real_val),
+                                     ("val2017", profile.real_test))
+               for row in _draw_reserve(pools[subset].iloc[starts[subset]:], subset, n, generated)]
+    return pd.DataFrame(real_rows), pd.DataFrame(gen_rows), pd.DataFrame(reserve, columns=REAL_COLUMNS)
+
+
+def _draw_reserve(rest: pd.DataFrame, subset: str, n_real: int, generated: set[str]) -> list[dict]:
+    """The first images of the rest of a pool whose captions are not generated ones."""
+    rows = []
+    for row in rest.itertuples():
+        if len(rows) == reserve_size(n_real):
+            break
+        if not any(normalise(c) in generated for c in row.captions):
+            rows.append(_real_row("reserve", subset, row))
+    return rows

@@ -42,6 +42,16 @@ def init(timeout_hours: float = 48.0) -> World:
     return World(rank=rank, size=size, local_rank=local_rank, device=device)
 
 
+CPU_PROCESSES = 2  # without a GPU: two gloo processes, the paper's two-GPU layout on a CPU
+
+
+def launch_processes() -> int:
+    """How many processes a chapter launches with torchrun: one per visible GPU, else
+    :data:`CPU_PROCESSES` CPU processes. The batch follows (``train.batch_plan``)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return gpus or CPU_PROCESSES
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

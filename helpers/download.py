@@ -4,7 +4,9 @@ A file is fetched into ``<dest>.part`` and renamed to ``dest`` only once it is w
 so ``dest`` never holds a partial file. A transfer that breaks off is resumed with an HTTP Range
 request, in the same run (``retries``) or in the next run (the ``.part`` file is kept for that).
 A file that fails verification (size, checksum, or the caller's own check such as an image decode)
-is deleted, and the error names the URL, the file and what to do.
+is deleted and fetched once more; the error names the URL, the file and what to do. A missing
+(HTTP 404) or corrupt file raises :class:`BadDownload`, so that a caller can tell "the server has
+no good copy" (replace the file) from a network failure (try again later).
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ USER_AGENT = "genimg-book/0.1 (+https://jupyterbook.org)"
 
 class DownloadError(RuntimeError):
     """A download that cannot complete; the message says what to do."""
+
+
+class BadDownload(DownloadError):
+    """The server answered, and its file is missing (HTTP 404) or corrupt: fetching again will not help.
+
+    ``reason`` is the short form, for a log or a table (the message adds the URL and what to do).
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:
@@ -58,7 +71,8 @@ def _fetch_once(session: requests.Session, url: str, part: Path, timeout: float,
             # Nothing left to send: the part file is already the whole file (or longer).
             return have
         if resp.status_code == 404:
-            raise DownloadError(f"{url} does not exist (HTTP 404). {_offline_hint(url, part.with_suffix(''))}")
+            raise BadDownload(f"{url} does not exist (HTTP 404). {_offline_hint(url, part.with_suffix(''))}",
+                              "missing on the server (HTTP 404)")
         if resp.status_code not in (200, 206):
             raise DownloadError(f"{url} answered HTTP {resp.status_code}. {_offline_hint(url, part.with_suffix(''))}")
         if resp.status_code == 200 and have:
@@ -85,8 +99,9 @@ def download_file(url: str, dest: str | Path, *, md5: str | None = None, size: i
                   show_progress: bool = False) -> Path:
     """Fetch ``url`` to ``dest`` unless a verified copy is there; return ``dest``.
 
-    ``verify(path)`` may raise any exception to reject the file. On failure ``dest`` is absent;
-    a broken-off transfer leaves ``dest.part`` for the next run to resume.
+    ``verify(path)`` may raise any exception to reject the file; a rejected file is fetched once
+    more (it may have been damaged on the way) before :class:`BadDownload` is raised. On failure
+    ``dest`` is absent; a broken-off transfer leaves ``dest.part`` for the next run to resume.
     """
     dest = Path(dest)
     if dest.exists():
@@ -95,27 +110,38 @@ def download_file(url: str, dest: str | Path, *, md5: str | None = None, size: i
     part = dest.with_name(dest.name + ".part")
     session = session or requests.Session()
     progress = tqdm(desc=dest.name, unit="B", unit_scale=True, leave=False) if show_progress else None
-    last_error: Exception | None = None
     try:
-        for attempt in range(retries + 1):
+        for last_try in (retries == 0, True):
+            _fetch_with_retries(session, url, part, dest, timeout, progress, retries)
             try:
-                _fetch_once(session, url, part, timeout, progress)
+                _verify(url, part, dest, md5=md5, size=size, verify=verify)
                 break
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
-                last_error = exc
-                if attempt < retries:
-                    time.sleep(min(2 ** attempt * 0.2, 5))
-        else:
-            raise DownloadError(
-                f"{url}: transfer broke off {retries + 1} times ({last_error}); {part} is kept and the "
-                f"next run resumes it. {_offline_hint(url, dest)}")
-        _verify(url, part, dest, md5=md5, size=size, verify=verify)
+            except BadDownload:
+                if last_try:
+                    raise
     finally:
         if progress is not None:
             progress.close()
     os.replace(part, dest)
     return dest
+
+
+def _fetch_with_retries(session, url: str, part: Path, dest: Path, timeout: float, progress,
+                        retries: int) -> None:
+    """The whole file into ``part``, resuming a broken-off transfer up to ``retries`` times."""
+    last_error: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            _fetch_once(session, url, part, timeout, progress)
+            return
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            last_error = exc
+            if attempt < retries:
+                time.sleep(min(2 ** attempt * 0.2, 5))
+    raise DownloadError(
+        f"{url}: transfer broke off {retries + 1} times ({last_error}); {part} is kept and the "
+        f"next run resumes it. {_offline_hint(url, dest)}")
 
 
 def _verify(url, part: Path, dest: Path, *, md5, size, verify) -> None:
@@ -131,8 +157,9 @@ def _verify(url, part: Path, dest: Path, *, md5, size, verify) -> None:
             problem = str(exc) or type(exc).__name__
     if problem:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{url} gave a corrupt file ({problem}); it was deleted. "
-                            f"Run again to fetch it anew. {_offline_hint(url, dest)}")
+        raise BadDownload(f"{url} gave a corrupt file ({problem}); it was deleted. "
+                          f"Run again to fetch it anew. {_offline_hint(url, dest)}",
+                          f"corrupt on the server ({problem})")
 
 
 @dataclass
@@ -145,11 +172,12 @@ class Job:
 
 
 def download_many(jobs: list[Job], *, workers: int = 16, verify: Callable[[Path], None] | None = None,
-                  retries: int = 3, desc: str = "download") -> dict[Path, str]:
+                  retries: int = 3, desc: str = "download") -> dict[Path, DownloadError]:
     """Fetch every job in parallel; finished files are skipped. Failures are returned, not raised:
-    ``{dest: reason}``, so that one bad file never stops the others."""
+    ``{dest: error}`` (``str(error)`` is the reason; a :class:`BadDownload` is missing or corrupt
+    on the server), so that one bad file never stops the others."""
     todo = [j for j in jobs if not Path(j.dest).exists()]
-    failures: dict[Path, str] = {}
+    failures: dict[Path, DownloadError] = {}
     if not todo:
         return failures
     session = requests.Session()
@@ -165,6 +193,6 @@ def download_many(jobs: list[Job], *, workers: int = 16, verify: Callable[[Path]
             try:
                 fut.result()
             except DownloadError as exc:
-                failures[Path(job.dest)] = str(exc)
+                failures[Path(job.dest)] = exc
             bar.update(1)
     return failures

@@ -405,6 +405,8 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
             print(f"evaluation {name}: {folder} (already computed for this checkpoint and these images)")
             return old | {"reused": True}
 
+    prepared = [f for (_, from_folder), chunk in zip(parts, part_files) if not from_folder for f in chunk]
+    _check_prepared(prepared)
     skipped: dict = {}
     model, started, probs = get_model(), time.perf_counter(), []
     for (_, from_folder), chunk in zip(parts, part_files):
@@ -420,6 +422,7 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
                                     max_pixels=profile.max_pixels, progress=True))
     probs = np.concatenate(probs)
     seconds = time.perf_counter() - started
+    _check_prepared(prepared, skipped)
     ok = ~np.isnan(probs)
     if not ok.any():
         raise EvaluateError(f"none of the {len(files)} images of {images_dir or 'the test split'} could "
@@ -446,6 +449,23 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
     return {"name": name, "dir": folder, "metrics": metrics, "accuracy_ci95": saved["accuracy_ci95"],
             "settings": settings, "skipped": skipped_rows, "predictions": predictions, "reused": False,
             "speed": speed}
+
+
+def _check_prepared(files: list[Path], skipped: dict | None = None) -> None:
+    """The study's own test images must all be scored: a damaged one stops the evaluation with the
+    file and the command that re-makes it (a user's folder skips its bad files instead). Without
+    ``skipped``, a cheap check of the files' headers; with it, the files the decoder refused."""
+    from .dataset import DamagedImage, check_files, damaged_error, damaged_message
+
+    try:
+        if skipped is None:
+            check_files(files)
+        else:
+            bad = [f for f in files if f in skipped]
+            if bad:
+                raise damaged_error(bad[0], skipped[bad[0]])
+    except DamagedImage as exc:
+        raise EvaluateError(f"{damaged_message(exc)}. Nothing was written for this evaluation.") from None
 
 
 def _accuracy(y, p) -> float:
@@ -742,8 +762,16 @@ def predict_paths(profile, checkpoint, paths: Iterable[str], *, as_is: bool = Fa
         "path": [str(f) for f in files],
         "p_generated": probs,
         "predicted": [("" if np.isnan(p) else LABEL_NAMES[int(p >= THRESHOLD)]) for p in probs],
-        "reason": [skipped.get(f, "") for f in files],
+        "reason": [_with_repair(f, skipped.get(f, "")) for f in files],
     })
+
+
+def _with_repair(path: Path, reason: str) -> str:
+    """A study image's reason, with the command that re-makes it."""
+    from .dataset import repair_hint
+
+    hint = repair_hint(path) if reason else None
+    return f"{reason}; {hint}" if hint else reason
 
 
 def _print_metrics(result: dict) -> None:

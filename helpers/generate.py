@@ -5,7 +5,8 @@ process): rank r of N takes plan rows r, r+N, r+2N, ... Each image has its own s
 generator per image, so the picture does not depend on the batch or the number of GPUs). The
 model's output is written losslessly (PNG, atomically) under ``raw/generated`` and then brought to
 the common format under ``images/generated``; finished images are skipped, so a stopped run
-resumes where it was. Rank 0 writes the ``generated`` part of the manifest at the end.
+resumes where it was (a finished image that no longer decodes is made again, and temporary files
+of killed writers are removed). Rank 0 writes the ``generated`` part of the manifest at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from . import manifest as mf
 from .images import BadImage, convert_file, is_valid_image
 from .paths import atomic_write_bytes, data_root, profile_dir, relative_to_root, tiny_model_dir
 from .profiles import TINY_SD2
-from .real_data import format_settings, log_skipped, plan_paths, processed_path
+from .real_data import drop_damaged, format_settings, log_skipped, plan_paths, processed_path, sweep
 from .stamps import check_or_write
 
 
@@ -135,11 +136,14 @@ def run(profile, limit: int | None = None) -> pd.DataFrame | None:
         if world.is_main:
             check_or_write(profile_dir(profile.name) / "images" / "generated" / "settings.json",
                            generation_settings(profile), "generated images")
+            sweep(profile_dir(profile.name))  # before any rank writes: only killed writers' files
             model_location(profile)  # builds smoke's tiny model once, before the other ranks load it
         distributed.barrier()
         mine = shard(plan, world.rank, world.size)
         if limit is not None:
             mine = mine.iloc[:limit]
+        # a damaged image is made again from its seed (from the model's output when that is whole)
+        drop_damaged([processed_path(profile, "generated", r.split, r.key) for r in mine.itertuples()])
         todo = [r for r in mine.itertuples()
                 if not processed_path(profile, "generated", r.split, r.key).exists()]
         if world.is_main:

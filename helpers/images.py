@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,35 @@ def is_valid_image(path: Path) -> bool:
         return True
     except BadImage:
         return False
+
+
+def find_damaged(paths, workers: int = 8) -> dict[Path, str]:
+    """Decode every file of ``paths`` (in threads): ``{path: reason}`` of the ones that fail.
+
+    The steps check what they made before they trust it: a file overwritten or cut short after
+    it was written is made again instead of failing later, in the middle of a training epoch.
+    """
+    def check(path):
+        try:
+            load_rgb(path, min_side=1)
+            return path, None
+        except BadImage as exc:
+            return path, str(exc)
+
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths)))) as pool:
+        return {p: reason for p, reason in pool.map(check, paths) if reason}
+
+
+def check_header(path: Path) -> str | None:
+    """Why ``path`` cannot be an image, from its first bytes (cheap: no decode); None when it may be."""
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - the header has been parsed
+    except FileNotFoundError:
+        return "the file is missing"
+    except UnidentifiedImageError:
+        return "not an image file (no decoder recognises it)"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"unreadable: {exc}"
+    return None

@@ -34,6 +34,9 @@ and two kinds of checkpoint, and this module reproduces both:
   (JiahuiYu/generative_inpainting v2.0.0). As in that file, its attention does not fuse scores
   (``fuse=False``; the original TensorFlow layer fuses by default -- pass ``fuse=True`` for that).
 
+The book uses ``states_tf_places2.pth``, fetched on first use from the Drive id the repository's
+``download_files.py`` lists and checked by :mod:`helpers.inpaint_weights`.
+
 ``DeepFillInpainter`` picks the class from the checkpoint's key names (``stage1.*`` means
 ``networks.py``, as the repository's own ``test.py`` does), then ``load_into`` loads strictly.
 
@@ -498,7 +501,8 @@ class DeepFillInpainter:
     """DeepFill v2 behind the book's interface: ``inpainter(image, hole) -> image``.
 
     ``checkpoint``: path or URL of a nipponjo/deepfillv2-pytorch checkpoint (``states_tf_places2.pth``
-    for the converted official weights, or ``states_pt_places2.pth``); ``None`` builds the
+    for the converted official weights, which the inpaint step fetches and checks through
+    :mod:`helpers.inpaint_weights`, or ``states_pt_places2.pth``); ``None`` builds the
     ``networks.py`` generator with fixed random weights (seed 0) -- the offline "smoke" profile,
     which checks the plumbing only: its fills are noise, not inpainting.
 

@@ -19,6 +19,8 @@ The layout matched, key by key (``layer_size=7``, ``input_channels=3``):
   of the full ``(out, in, k, k)`` shape, so it is in the state dict and in the checkpoint.
 
 The checkpoint is a dict with the state dict under ``'model'`` (and ``'n_iter'``, ``'optimizer'``).
+The one its README links to (Google Drive) is fetched on first use and checked by
+:mod:`helpers.inpaint_weights`.
 The model sees the image normalised with ImageNet's mean and std, multiplied by the mask, and the
 mask itself repeated over the 3 channels, **1 = valid pixel, 0 = hole**. The repository trains and
 tests at 256 x 256 (``--image_size`` defaults to 256 in ``train.py`` and ``test.py``); any side that
@@ -231,9 +233,10 @@ def load_checkpoint(model: PConvUNet, source: str | Path) -> PConvUNet:
 class PConvInpainter:
     """``inpainter(image, hole) -> image`` with the partial-convolution U-Net.
 
-    ``checkpoint``: a path or URL of a naoto0804 checkpoint (weights under ``'model'``), or None
-    for random weights (seeded, so reproducible): that is what the offline ``smoke`` profile
-    runs; its fills are noise, never findings. The image is resized to ``side`` x ``side``
+    ``checkpoint``: a path or URL of a naoto0804 checkpoint (weights under ``'model'``; the inpaint
+    step passes the published one, see :mod:`helpers.inpaint_weights`), or None for random weights
+    (seeded, so reproducible): that is what the offline ``smoke`` profile runs; its fills are
+    noise, never findings. The image is resized to ``side`` x ``side``
     (the hole with nearest neighbour), normalised with ImageNet's mean and std, multiplied by the
     mask (1 = valid, repeated over the 3 channels), filled, un-normalised, resized back, and pasted
     into the hole only, so every pixel outside the hole is the input's.

@@ -9,12 +9,18 @@ labelled as stand-ins). Image i of every set gets the same hole, so hole sizes a
 matched across sets. Results are PNG (lossless) under ``results/<profile>/inpaint/<model>/``, with
 ``scores.csv`` (per image: NIQE of the result, SIFID between original and result) and ``fid.csv``
 (per set: FID between the originals and the results). Finished images are skipped on a rerun.
+
+A learned model whose published weights cannot be fetched (offline) is *skipped*, not an error: the
+step prints how to add the weights, writes ``skipped.json`` (the reason) in the model's folder and
+exits 0, so that Chapter 3 goes on with the other inpainters and says which are missing. The marker
+is removed by the next run that fills the images.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -28,7 +34,7 @@ from tqdm import tqdm
 from . import manifest as mf
 from . import masks as mk
 from .images import load_rgb
-from .paths import atomic_write_bytes, data_root, inside, profile_dir, results_root
+from .paths import atomic_write_bytes, atomic_write_text, data_root, inside, profile_dir, results_root
 from .profiles import STANDIN_DIR
 
 REAL, OURS, DALLE2, IMAGEN = "MS-COCO", "Stable Diffusion", "DALL-E 2", "Imagen"
@@ -45,7 +51,10 @@ def slug(name: str) -> str:
 
 
 def build(model: str, profile, device: torch.device):
-    """The inpainter ``model`` for this profile (checkpoints from the profile's settings)."""
+    """The inpainter ``model`` for this profile. Partial convolution and DeepFill v2 load the
+    checkpoint :func:`helpers.inpaint_weights.checkpoint_for` names: the setting's path or URL, the
+    published weights (fetched on first use; ``WeightsUnavailable`` when they cannot be), or random
+    weights in ``smoke``."""
     if model in ("telea", "navier_stokes", "biharmonic"):
         from .inpainters import Classical
         return Classical(model)
@@ -53,18 +62,12 @@ def build(model: str, profile, device: torch.device):
         from .inpaint_sd import SDInpainter
         return SDInpainter(profile, device)
     if model in ("pconv", "deepfill_v2"):
-        setting = "pconv_checkpoint" if model == "pconv" else "deepfill_checkpoint"
-        checkpoint = getattr(profile, setting) or None
-        if checkpoint is None and profile.name != "smoke":
-            raise InpaintError(
-                f"{model} needs its pretrained weights: give --set {setting}=PATH_OR_URL (Chapter 3 "
-                f"says where the public checkpoints are). Without them only the smoke profile runs, "
-                f"on random weights.")
+        from .inpaint_weights import checkpoint_for
         if model == "pconv":
             from .inpaint_pconv import make
         else:
             from .inpaint_deepfill import make
-        return make(checkpoint=checkpoint, device=device)
+        return make(checkpoint=checkpoint_for(model, profile), device=device)
     raise InpaintError(f"unknown inpainting model {model!r}; valid: {', '.join(MODELS)}")
 
 
@@ -203,19 +206,24 @@ def use_inception_weights(profile) -> None:
         quality.ensure_standin_inception_weights()
 
 
-def run(profile, model: str, mask_mode: str = "free_form") -> pd.DataFrame:
-    """Inpaint every set with ``model``, then score; returns the per-image scores."""
-    from . import quality
+def skipped_path(profile, model: str) -> Path:
+    """The marker of a model that did not run (its weights could not be fetched), with the reason."""
+    return out_dir(profile, model) / "skipped.json"
 
-    use_inception_weights(profile)
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    sets = image_sets(profile)
-    hole_list = holes(profile, sets, mask_mode)
+def skip(profile, model: str, reason: Exception) -> None:
+    """Record that ``model`` was skipped and why, so that Chapter 3 runs the other inpainters and
+    says which one is missing and how to add it; the step itself then exits 0."""
+    print(f"SKIPPED {reason}")
+    atomic_write_text(skipped_path(profile, model),
+                      json.dumps({"model": model, "reason": str(reason)}, indent=1) + "\n")
+
+
+def inpaint_sets(profile, model: str, sets: dict, hole_list: list, device) -> tuple[list[dict], int]:
+    """Fill every image not filled yet (the network is built only if one is missing); returns one
+    row per image and how many were filled now."""
     masks_dir = out_dir(profile, model) / "masks"
-    inpainter = None
-    started, done = time.perf_counter(), 0
-    rows = []
+    inpainter, done, rows = None, 0, []
     for set_name, items in sets.items():
         for i, (key, path) in enumerate(tqdm(items, desc=f"inpaint {model} {set_name}", unit="img")):
             target = result_path(profile, model, set_name, i, key)
@@ -229,6 +237,26 @@ def run(profile, model: str, mask_mode: str = "free_form") -> pd.DataFrame:
                 done += 1
             rows.append(dict(model=model, set=set_name, index=i, key=key, original=str(path),
                              result=str(target), mask=str(mask_file), hole_ratio=float(hole.mean())))
+    return rows, done
+
+
+def run(profile, model: str, mask_mode: str = "free_form") -> pd.DataFrame | None:
+    """Inpaint every set with ``model``, then score; returns the per-image scores, or None when the
+    model's published weights could not be fetched (recorded by :func:`skip`)."""
+    from . import quality
+    from .inpaint_weights import WeightsUnavailable
+
+    use_inception_weights(profile)
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    sets = image_sets(profile)
+    hole_list = holes(profile, sets, mask_mode)
+    started = time.perf_counter()
+    try:
+        rows, done = inpaint_sets(profile, model, sets, hole_list, device)
+    except WeightsUnavailable as exc:
+        return skip(profile, model, exc)
+    skipped_path(profile, model).unlink(missing_ok=True)
     if done:
         seconds = time.perf_counter() - started
         print(f"inpaint {model}: {done} images in {seconds:.1f} s ({done / seconds:.2f} images/s on {device})")

@@ -1,6 +1,15 @@
-"""Chapter 3's tables and figures, read back from ``results/<profile>/inpaint/<model>/``."""
+"""Chapter 3's tables and figures, read back from ``results/<profile>/inpaint/<model>/``.
+
+A model the inpaint step skipped (its published weights could not be fetched: ``skipped.json`` in
+its folder) is left out of every table and plot, :func:`skipped_note` says which were skipped and
+how to add them, and :func:`figure_grid` draws that note in place of the model's figure, so the
+chapter renders with any subset of its inpainters.
+"""
 
 from __future__ import annotations
+
+import json
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -9,7 +18,7 @@ import seaborn as sns
 from PIL import Image
 
 from . import paper
-from .inpaint_step import REAL, out_dir
+from .inpaint_step import REAL, out_dir, skipped_path
 
 PAPER_N = len(paper.TABLE2_FID[paper.TABLE2_SOURCES[0]])  # 10 images per source in Table 2
 
@@ -22,8 +31,52 @@ def load_scores(profile, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_csv(folder / "scores.csv"), pd.read_csv(folder / "fid.csv")
 
 
+def skipped(profile, models: list[str]) -> dict[str, str]:
+    """{model: the step's message} for each of ``models`` that the inpaint step skipped."""
+    return {m: json.loads(skipped_path(profile, m).read_text())["reason"]
+            for m in models if skipped_path(profile, m).exists()}
+
+
+def ran(profile, models: list[str]) -> list[str]:
+    """``models`` less the skipped ones (a model neither run nor skipped still fails loudly)."""
+    gone = skipped(profile, models)
+    return [m for m in models if m not in gone]
+
+
+def skipped_text(profile, models: list[str]) -> str:
+    """Markdown: which inpainters were skipped, why, and how to add them (or that all ran)."""
+    gone = skipped(profile, models)
+    if not gone:
+        return f"All {len(models)} inpainters of profile `{profile.name}` ran: {', '.join(models)}."
+    head = (f"**Skipped: {', '.join(gone)}** (profile `{profile.name}`). The tables and figures "
+            f"below show the other inpainters. Rerun this chapter once the weights are in place.")
+    return "\n\n".join([head] + [f"```text\n{reason}\n```" for reason in gone.values()])
+
+
+def skipped_note(profile, models: list[str]):
+    """:func:`skipped_text`, rendered as Markdown in the notebook."""
+    from IPython.display import Markdown
+
+    return Markdown(skipped_text(profile, models))
+
+
+def _skipped_figure(model: str, reason: str):
+    """A figure that says ``model`` was skipped and how to add it, in place of its fills."""
+    fig, ax = plt.subplots(figsize=(10, 2.6))
+    ax.axis("off")
+    lines = [f"{model} was skipped: no results to show."]
+    lines += [w for line in reason.splitlines() for w in textwrap.wrap(line.strip(), 110)]
+    ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace",
+            transform=ax.transAxes)
+    return fig
+
+
 def figure_grid(profile, model: str, index: int = 0):
-    """The paper's Figs. 1-4 layout, one row per set: original, masked, mask, result."""
+    """The paper's Figs. 1-4 layout, one row per set: original, masked, mask, result (or, for a
+    skipped model, a figure that says so and how to add it)."""
+    reason = skipped(profile, [model]).get(model)
+    if reason is not None:
+        return _skipped_figure(model, reason)
     scores, _ = load_scores(profile, model)
     rows = scores[scores["index"] == index]
     fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.6 * len(rows)), squeeze=False)
@@ -51,9 +104,10 @@ def table1() -> pd.DataFrame:
 
 
 def table2(profile, models: list[str]) -> pd.DataFrame:
-    """Ours per model and set (first 10 images, as the paper, and all), next to the paper's averages."""
+    """Ours per model and set (first 10 images, as the paper, and all), next to the paper's averages;
+    skipped models are left out."""
     rows = []
-    for model in models:
+    for model in ran(profile, models):
         scores, fids = load_scores(profile, model)
         for set_name, part in scores.groupby("set", sort=False):
             first = part[part["index"] < PAPER_N]
@@ -62,8 +116,9 @@ def table2(profile, models: list[str]) -> pd.DataFrame:
                          f"SIFID, first {PAPER_N}": first.sifid.mean(), "images": len(part),
                          "NIQE, all": part.niqe.mean(), "SIFID, all": part.sifid.mean(),
                          "FID of the set": fid})
-    ours = pd.DataFrame(rows).set_index(["model", "set"]).round(3)
-    return ours
+    columns = ["model", "set", f"NIQE, first {PAPER_N}", f"SIFID, first {PAPER_N}", "images",
+               "NIQE, all", "SIFID, all", "FID of the set"]  # named, so that no model run gives an empty table
+    return pd.DataFrame(rows, columns=columns).set_index(["model", "set"]).round(3)
 
 
 def paper_table2() -> pd.DataFrame:
@@ -78,17 +133,18 @@ def paper_table2() -> pd.DataFrame:
 
 
 def table2_plot(profile, models: list[str]):
-    """Per-image scores: the paper's (FID per image, NIQE) and ours (SIFID, NIQE), by set."""
+    """Per-image scores: the paper's (FID per image, NIQE) and ours (SIFID, NIQE), by set (skipped
+    models left out)."""
     theirs = pd.DataFrame([{"source": s, "score": v, "metric": m} for m, table in
                            (("FID per image (paper)", paper.TABLE2_FID), ("NIQE (paper)", paper.TABLE2_NIQE))
                            for s, values in table.items() for v in values])
     ours = []
-    for model in models:
+    for model in ran(profile, models):
         scores, _ = load_scores(profile, model)
         for metric in ("sifid", "niqe"):
             ours += [{"source": r.set, "score": getattr(r, metric), "model": model,
                       "metric": f"{metric.upper()} (ours)"} for r in scores.itertuples()]
-    ours = pd.DataFrame(ours)
+    ours = pd.DataFrame(ours, columns=["source", "score", "model", "metric"])
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     axes = axes.ravel()
     for ax, metric in zip(axes[:2], ("FID per image (paper)", "NIQE (paper)")):
@@ -107,11 +163,12 @@ def table2_plot(profile, models: list[str]):
 
 
 def differences(profile, models: list[str]) -> pd.DataFrame:
-    """Generated minus real, per model, set and score, with a bootstrap 95% interval."""
+    """Generated minus real, per model, set and score, with a bootstrap 95% interval (skipped
+    models left out)."""
     from .quality import bootstrap_difference
 
     rows = []
-    for model in models:
+    for model in ran(profile, models):
         scores, _ = load_scores(profile, model)
         real = scores[scores.set == REAL]
         for set_name, part in scores[scores.set != REAL].groupby("set", sort=False):
@@ -121,4 +178,6 @@ def differences(profile, models: list[str]) -> pd.DataFrame:
                              "generated minus real": res["observed"], "95% low": res["ci_low"],
                              "95% high": res["ci_high"], "p (bootstrap)": res["p_value"],
                              "images per set": f"{res['n_a']} / {res['n_b']}"})
-    return pd.DataFrame(rows).set_index(["model", "set", "score"]).round(3)
+    columns = ["model", "set", "score", "generated minus real", "95% low", "95% high", "p (bootstrap)",
+               "images per set"]
+    return pd.DataFrame(rows, columns=columns).set_index(["model", "set", "score"]).round(3)

@@ -17,6 +17,7 @@ COLUMNS = [
     "path", "label", "label_name", "split", "source", "caption", "coco_id", "seed", "model_id",
     "scheduler", "steps", "guidance", "orig_width", "orig_height",
     "aug_source", "aug_ops", "aug_params",  # augmented images (Chapter 2): source path, techniques, values
+    "replaces",  # a reserve photograph: the coco_id of the planned one it stands in for (missing on the server)
 ]
 LABELS = {"real": 0, "generated": 1}
 SPLITS = ("train", "val", "test")
@@ -92,7 +93,7 @@ def load(profile_name: str, *, check_files: bool = True) -> pd.DataFrame:
     return frame
 
 
-INT_COLUMNS = ("label", "coco_id", "seed", "steps", "orig_width", "orig_height")
+INT_COLUMNS = ("label", "coco_id", "seed", "steps", "orig_width", "orig_height", "replaces")
 FLOAT_COLUMNS = ("guidance",)
 
 

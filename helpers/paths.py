@@ -37,6 +37,19 @@ def coco_dir(profile) -> Path:
     return data_root() / "coco"
 
 
+def shown(text: str) -> str:
+    """``text`` as the book shows it: a path under the data or results root, or under the book,
+    written relative to it (``$BOOK_DATA_ROOT/...``, ``$BOOK_RESULTS_ROOT/...``, ``notebooks/...``),
+    so that no page shows the absolute paths of the machine that built it."""
+    results_base = Path(os.environ.get(RESULTS_ENV) or _default_base() / "results").resolve()
+    for root, name in ((data_root(), "$" + DATA_ENV), (results_base, "$" + RESULTS_ENV), (REPO_ROOT, "")):
+        prefix = str(root) + os.sep
+        if str(text).startswith(prefix):
+            rest = str(text)[len(prefix):]
+            return f"{name}/{rest}" if name else rest
+    return str(text)
+
+
 def tiny_model_dir() -> Path:
     return data_root() / "models" / "tiny-sd2"
 
@@ -75,3 +88,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, someone else's; anything else: keep to be safe
+        return True
+    return True
+
+
+def sweep_stale_tmp(folder: Path) -> list[Path]:
+    """Remove the ``.NAME.PID.tmp`` files of :func:`atomic_write_bytes` whose writer is dead.
+
+    A writer killed (``kill -9``, a lost node) between writing and renaming leaves its temporary
+    file behind, and no later write has the same name (the pid differs). Files of a live writer
+    are kept: another process may be writing them now. Returns the files removed.
+    """
+    removed = []
+    for path in sorted(Path(folder).rglob(".*.tmp")) if Path(folder).is_dir() else []:
+        parts = path.name.rsplit(".", 2)  # ".NAME", "PID", "tmp"
+        if len(parts) == 3 and parts[1].isdigit() and path.is_file() and not _pid_alive(int(parts[1])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -4,15 +4,23 @@ A profile is chosen by name (``smoke``, ``course``, ``paper``): from the argumen
 environment variable ``BOOK_PROFILE``, else ``smoke``. Any field can be overridden, in a notebook's
 ``parameters`` cell (``overrides = {"real_train": 100}``) or on a command line
 (``--set real_train=100``); an unknown name or a bad value is refused with the valid choices.
+
+``BOOK_SET="real_train=40 gen_train=30"`` (the ``--set`` syntax, several pairs separated by spaces)
+overrides settings for a whole build: every command and every notebook reads it, so a rehearsal or
+a quick trial of a real profile changes its counts in one place. A notebook's or a command's own
+overrides come after it and win. :meth:`Profile.describe` names every setting that differs from the
+profile as published, so an output never hides that it ran with changed settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass, field, fields
 
 ENV_VAR = "BOOK_PROFILE"
+SET_ENV = "BOOK_SET"
 DEFAULT = "smoke"
 
 # Hub ids of the real assets (the paper's generator and the faster one of the same family).
@@ -124,9 +132,11 @@ class Profile:
     ablation_img_size: int = 224  # their ImageNet input size; the paper does not give the one it used
     transfer_count: int = 0  # images per stand-in generator (smoke); a real folder is used whole
     # -- jobs
+    build_runs_steps: int = 1  # 1: a chapter runs its steps as it is built; 0: `make run` first (paper)
     seed: int = 2024
     download_workers: int = 16
     download_retries: int = 3
+    coco_url: str = ""  # a COCO-style server's base URL; "": $BOOK_COCO_URL, else COCO's own server
 
     @property
     def real_counts(self) -> dict[str, int]:
@@ -143,8 +153,19 @@ class Profile:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def changed_settings(self) -> dict:
+        """Settings that differ from the profile as published (from BOOK_SET or overrides)."""
+        base = PROFILES.get(self.name)
+        if base is None:
+            return {}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(base, f.name)}
+
     def describe(self) -> str:
         r, g = self.real_counts, self.gen_counts
+        changed = self.changed_settings()
+        note = ("\n  changed from the published profile: "
+                + " ".join(f"{k}={v}" for k, v in changed.items())) if changed else ""
         return (
             f"profile '{self.name}':\n  {self.description}\n"
             f"  real      train/val/test = {r['train']}/{r['val']}/{r['test']} ({self.real_source})\n"
@@ -152,7 +173,7 @@ class Profile:
             f"    by {self.sd_model} at {self.sd_resolution}px, {self.sd_steps} steps,\n"
             f"    guidance {self.sd_guidance}, {self.sd_scheduler}\n"
             f"  both stored as {self.store_format} q{self.jpeg_quality} {self.jpeg_subsampling} "
-            f"at {self.image_size}x{self.image_size}"
+            f"at {self.image_size}x{self.image_size}{note}"
         )
 
 
@@ -188,6 +209,8 @@ PROFILES: dict[str, Profile] = {
         train_lr=1e-3,
         train_workers=0,
         sd_inpaint_model=TINY_SD2_INPAINT,
+        pconv_checkpoint="random",  # smoke never fetches: the real networks with random weights
+        deepfill_checkpoint="random",
         dalle2_dir=STANDIN_DIR,
         imagen_dir=STANDIN_DIR,
         ablation_models="vgg16=tiny-vgg,resnet50=tiny-resnet,efficientnet_b0=tiny-efficientnet",
@@ -241,6 +264,7 @@ PROFILES: dict[str, Profile] = {
         augment_count=3_000,
         inpaint_count=200,
         train_micro_batch=2,  # the paper's batch of 4 on its two GPUs; one GPU accumulates 2 steps
+        build_runs_steps=0,  # hours per step: `make run PROFILE=paper`, then `make book` renders
     ),
 }
 
@@ -251,6 +275,7 @@ _CHOICES = {
     "sd_dtype": ("float16", "bfloat16", "float32"),
     "store_format": ("JPEG", "PNG"),
     "jpeg_subsampling": ("4:4:4", "4:2:2", "4:2:0"),
+    "build_runs_steps": (0, 1),
 }
 _POSITIVE = {
     "real_train", "real_val", "real_test", "gen_train", "gen_val", "gen_test",
@@ -320,17 +345,29 @@ def get_profile(name: str | None = None, overrides: dict | None = None) -> Profi
             f"unknown profile {name!r} (from {source}); valid profiles: {', '.join(PROFILES)}"
         )
     profile = PROFILES[name]
-    if not overrides:
+    build, own = build_sets(), dict(overrides or {})
+    if not build and not own:
         return profile
     kinds = {f.name: f.type for f in fields(Profile)}
     types = {"int": int, "float": float, "str": str}
     changes = {}
-    for key, value in overrides.items():
+    for key, value in (build | own).items():
         if key not in kinds or key in _NOT_OVERRIDABLE:
             valid = ", ".join(k for k in kinds if k not in _NOT_OVERRIDABLE)
-            raise ProfileError(f"unknown setting {key!r}; valid settings: {valid}")
+            where = f" (in ${SET_ENV})" if key not in own else ""
+            raise ProfileError(f"unknown setting {key!r}{where}; valid settings: {valid}")
         changes[key] = _coerce(key, value, types[kinds[key]])
     return dataclasses.replace(profile, **changes)
+
+
+def build_sets() -> dict:
+    """The build-wide overrides of ``$BOOK_SET`` (``"KEY=VALUE KEY=VALUE"``), as a dict."""
+    text = os.environ.get(SET_ENV, "")
+    try:
+        return parse_sets(shlex.split(text))
+    except (ProfileError, ValueError) as exc:
+        raise ProfileError(f"${SET_ENV}={text!r} is not a list of KEY=VALUE pairs separated by "
+                           f"spaces ({exc})") from None
 
 
 def add_profile_arguments(parser, example: str = "real_train=100") -> None:

@@ -132,10 +132,14 @@ def table2_averages(profile: Profile) -> pd.DataFrame:
     """Chapter 3 (Table 2): per model and set, mean NIQE and SIFID of the first images (as many as
     the paper's 10) and the set's FID, next to the paper's printed averages. The paper's column
     is a per-image "FID"; SIFID is the per-image score that is defined (Chapter 3 explains)."""
-    from .inpaint_views import PAPER_N, load_scores, table2
+    from .inpaint_views import PAPER_N, load_scores, skipped, table2
 
     rows = []
     for model in inpaint_models(profile):
+        reason = skipped(profile, [model]).get(model)
+        if reason:
+            rows.append(_row(f"{model}: Table 2 scores", "skipped", None, reason))
+            continue
         try:
             ours = table2(profile, [model]).loc[model]
             weights = load_scores(profile, model)[1].set_index("set")["inception_weights"]

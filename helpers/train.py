@@ -27,6 +27,7 @@ PyTorch allocated on rank 0's device, on a CPU the rank-0 process's peak residen
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -48,7 +49,7 @@ from tqdm import tqdm
 from . import backbones, distributed
 from . import manifest as mf
 from .models import build_model, data_config, loss_and_prob
-from .paths import atomic_write_text, results_root
+from .paths import atomic_write_text, data_root, inside, results_root
 from .profiles import add_profile_arguments
 
 METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s",
@@ -171,21 +172,46 @@ def train_sampler(dataset, profile, world) -> DistributedSampler:
                               seed=profile.seed, drop_last=False)
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """How the global batch is made on ``world`` processes: ``global_batch = micro_batch x world x
+    accum``. ``note`` says what differs from the profile's settings, and why ('' when nothing)."""
+
+    global_batch: int
+    micro_batch: int
+    accum: int
+    note: str = ""
+
+
+def batch_plan(profile, world_size: int) -> BatchPlan:
+    """The profile's global batch split over ``world_size`` processes, or the nearest that splits.
+
+    The micro-batch is lowered to the largest that divides each process's share (the same global
+    batch, more micro-steps). Only a global batch smaller than, or not a multiple of, the number of
+    processes cannot be kept (the paper's 4 on 8 GPUs): the nearest multiple is run, and said.
+    """
+    batch, micro, note = profile.train_batch, profile.train_micro_batch, ""
+    if batch % world_size:
+        nearest = world_size * max(1, round(batch / world_size))
+        note = (f"the global batch of {batch} does not split over {world_size} processes; running "
+                f"the nearest that does, {nearest} ({nearest // world_size} per process)")
+        batch = nearest
+    share = batch // world_size
+    fits = max(d for d in range(1, min(share, micro) + 1) if share % d == 0)
+    if fits != micro:
+        note = note or (f"train_micro_batch={micro} does not split a share of {share} images per "
+                        f"process; running micro-batches of {fits}")
+    return BatchPlan(global_batch=batch, micro_batch=fits, accum=share // fits, note=note)
+
+
 def accumulation_steps(profile, world_size: int) -> int:
-    """Micro-steps per optimizer step; the global batch must split exactly."""
+    """Micro-steps per optimizer step; the global batch must split exactly (see :func:`batch_plan`)."""
     per_round = profile.train_micro_batch * world_size
-    if profile.train_batch % per_round == 0:
-        return profile.train_batch // per_round
-    if profile.train_batch % world_size:
-        hint = (f"train_batch must be a multiple of the number of processes; e.g. "
-                f"--set train_batch={world_size * max(1, profile.train_batch // world_size)}")
-    else:
-        per_gpu = profile.train_batch // world_size
-        fits = max(d for d in range(1, per_gpu + 1) if per_gpu % d == 0 and d <= profile.train_micro_batch)
-        hint = f"e.g. --set train_micro_batch={fits} ({per_gpu // fits} micro-steps per optimizer step)"
-    raise TrainError(f"the global batch train_batch={profile.train_batch} does not split into "
-                     f"train_micro_batch={profile.train_micro_batch} images x {world_size} processes x "
-                     f"whole micro-steps; {hint}")
+    if profile.train_batch % per_round:
+        raise TrainError(f"the global batch train_batch={profile.train_batch} does not split into "
+                         f"train_micro_batch={profile.train_micro_batch} images x {world_size} "
+                         f"processes x whole micro-steps")
+    return profile.train_batch // per_round
 
 
 # ---------------------------------------------------------------- one optimizer step
@@ -563,6 +589,10 @@ def run(profile, control: bool = False, deterministic: bool = False,
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
     world = distributed.init()
+    plan = batch_plan(profile, world.size)
+    if plan.note and world.is_main:
+        print(f"note: {plan.note}", flush=True)
+    profile = dataclasses.replace(profile, train_batch=plan.global_batch, train_micro_batch=plan.micro_batch)
     try:
         with determinism(world.device, deterministic) as det:
             return _run(profile, world, control, det, out)
@@ -570,13 +600,31 @@ def run(profile, control: bool = False, deterministic: bool = False,
         distributed.finish()
 
 
+@contextmanager
+def damaged_images_stop_training(last: Path):
+    """A damaged image, found before the first epoch or by the DataLoader (in a worker or not),
+    stops training with the file and its repair named; the finished epochs stay in ``last``."""
+    from .dataset import DamagedImage, damaged_message
+
+    try:
+        yield
+    except DamagedImage as exc:
+        kept = f"; the finished epochs are kept in {last} and the next run resumes from them" \
+            if last.exists() else ""
+        raise TrainError(f"{damaged_message(exc)}. Training stopped{kept}.") from None
+
+
 def _run(profile, world, control: bool, deterministic: bool, out: Path) -> pd.DataFrame | None:
+    from .dataset import check_files
+
     last, best, metrics = out / "last.pt", out / "best.pt", out / "metrics.csv"
     frame = mf.load(profile.name)
     train_rows, val_rows = training_rows(profile, frame, control), validation_rows(frame)
     if train_rows.empty:
         raise TrainError(f"no training images in the manifest of '{profile.name}': run the data, "
                          f"generate (and augment) steps first")
+    with damaged_images_stop_training(last):
+        check_files(inside(data_root(), p) for p in pd.concat([train_rows, val_rows])["path"])
     if world.is_main and not frame.source.isin(mf.AUGMENTED_SOURCES).any():
         print(f"note: no augmented images in the manifest of '{profile.name}' (Chapter 2's "
               f"`python -m helpers augment`): training on the training split as it is")
@@ -610,8 +658,9 @@ def _run(profile, world, control: bool, deterministic: bool, out: Path) -> pd.Da
         started = time.perf_counter()
         if world.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(world.device)
-        stats = train_epoch(tr, epoch)
-        val_loss, val_acc = validate(tr)
+        with damaged_images_stop_training(last):
+            stats = train_epoch(tr, epoch)
+            val_loss, val_acc = validate(tr)
         tr.epoch = epoch
         tr.best_val_loss, tr.wait, improved = early_stopping(tr.best_val_loss, tr.wait, val_loss)
         if improved:

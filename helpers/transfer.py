@@ -29,8 +29,42 @@ def generators(profile) -> dict[str, Path]:
 
 
 def prepare(profile) -> dict[str, Path]:
-    """The folders, with smoke's stand-ins made (``transfer_count`` images each) if needed."""
-    return external_folders(profile, profile.transfer_count)
+    """The folders, with smoke's stand-ins made (``transfer_count`` images each) if needed.
+
+    Both folders are optional (the ``course`` default has neither): each one missing is named, with
+    the setting that adds it, and the chapter's transfer tables and figures say "not evaluated".
+    """
+    folders = external_folders(profile, profile.transfer_count)
+    for name, setting in EXTERNAL.items():
+        if name not in folders:
+            print(f"no {name} folder given: its transfer test is skipped. Add one with "
+                  f"--set {setting}=/path/to/images (or overrides = {{'{setting}': '/path'}}); "
+                  f"Chapter 3 names public sources.")
+    return folders
+
+
+def predict_target(profile, folders: dict[str, Path]) -> Path:
+    """What the chapter's ``predict`` example reads: the first other generator's folder, else the
+    study's own generated test images (always there once Chapter 1 has run)."""
+    if folders:
+        return next(iter(folders.values()))
+    from .real_data import processed_path
+
+    folder = processed_path(profile, "generated", "test", "x").parent
+    print("no other generator's folder: predicting on our own generated test images instead")
+    return folder
+
+
+def evaluations(profile, folders: dict[str, Path]) -> list[tuple[str, ...]]:
+    """The ``evaluate`` arguments of the transfer test: each folder alone (the paper's measure; with
+    smoke's stand-in categories) and with the real test photographs added."""
+    out = []
+    for name, folder in folders.items():
+        categories = standin_categories(profile, name) if profile.name == "smoke" else None
+        extra = ("--categories", str(categories)) if categories else ()
+        out.append(("--images", str(folder), "--label", "generated", *extra))
+        out.append(("--images", str(folder), "--label", "generated", "--real", "test"))
+    return out
 
 
 def standin_categories(profile, name: str) -> Path:

@@ -8,6 +8,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _no_build_wide_settings(monkeypatch):
+    """A build's $BOOK_SET or $BOOK_COCO_URL (a rehearsal's, say) never leaks into the tests."""
+    monkeypatch.delenv("BOOK_SET", raising=False)
+    monkeypatch.delenv("BOOK_COCO_URL", raising=False)
+
+
 @pytest.fixture
 def data_root(tmp_path, monkeypatch):
     root = tmp_path / "data"

@@ -71,3 +71,45 @@ def test_one_seed_per_image_and_stable():
 def test_too_few_images_is_a_clear_error():
     with pytest.raises(ValueError, match="train2017 has 50 captioned images; profile 'course' needs 1040"):
         make_plan(PROFILES["course"], _table(50), _table(500, start=10_000))
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_the_reserve_is_disjoint_and_leaves_the_plan_as_it_was(name, big_tables):
+    from helpers.coco import plan_with_reserve, reserve_size
+
+    profile = PROFILES[name]
+    real, gen, reserve = plan_with_reserve(profile, *big_tables)
+    pd.testing.assert_frame_equal(real, make_plan(profile, *big_tables)[0])
+    pd.testing.assert_frame_equal(gen, make_plan(profile, *big_tables)[1])
+    assert reserve.split.unique().tolist() == ["reserve"]
+    sizes = {"train2017": reserve_size(profile.real_train + profile.real_val),
+             "val2017": reserve_size(profile.real_test)}
+    if name == "paper":  # 21,000 images hold 20,800 of the study and 200 spare: the reserve takes those
+        sizes["train2017"] = 200
+    assert reserve.coco_subset.value_counts().to_dict() == sizes
+    assert not set(reserve.coco_id) & (set(real.coco_id) | set(gen.coco_id))
+    train, val = big_tables
+    captions_of = pd.concat([train, val]).set_index("id")["captions"]
+    reserve_caps = {normalise(c) for i in reserve.coco_id for c in captions_of[i]}
+    assert not reserve_caps & {normalise(c) for c in gen.caption}  # promoted, still never generated
+
+
+def _pairs(n, start):
+    """Images in pairs that share their one caption: a generated image's partner must not be a reserve."""
+    return pd.DataFrame([dict(id=i, file_name=f"{i:012d}.jpg", width=640, height=480,
+                              captions=[f"Pair {(i - start) // 2}."]) for i in range(start, start + n)])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_no_reserve_image_shares_a_caption_with_a_generated_one(seed):
+    from helpers.coco import plan_with_reserve
+
+    _, gen, reserve = plan_with_reserve(get_profile("smoke", {"seed": seed}), _pairs(200, 1),
+                                        _pairs(120, 10_000))
+    assert len(reserve) == 10
+    assert not {normalise(c) for c in reserve.caption} & {normalise(c) for c in gen.caption}
+
+
+def test_a_reserve_image_is_at_least_five_and_two_percent():
+    from helpers.coco import reserve_size
+    assert [reserve_size(n) for n in (4, 250, 595, 11_900)] == [5, 5, 12, 238]

@@ -85,3 +85,32 @@ def test_many_in_parallel_report_failures_without_stopping(tmp_path, file_server
     before = len(file_server.requests)
     download_many(jobs[:10], workers=4)
     assert len(file_server.requests) == before
+
+
+def test_a_file_rejected_once_is_fetched_again_and_kept_when_whole(tmp_path, file_server):
+    file_server.files["/a.jpg"] = BODY
+    calls = []
+
+    def verify(path):
+        calls.append(path.read_bytes())
+        if len(calls) == 1:
+            raise ValueError("damaged on the way")
+
+    download_file(file_server.url + "/a.jpg", tmp_path / "a.jpg", verify=verify)
+    assert (tmp_path / "a.jpg").read_bytes() == BODY and len(calls) == 2
+    assert [p for p, _ in file_server.requests] == ["/a.jpg", "/a.jpg"]
+
+
+def test_missing_and_corrupt_are_told_apart_from_the_network(tmp_path, file_server):
+    from helpers.download import BadDownload
+
+    file_server.files["/a.bin"] = BODY
+    jobs = [Job(file_server.url + "/gone.bin", tmp_path / "gone.bin"),
+            Job(file_server.url + "/a.bin", tmp_path / "a.bin", md5="0" * 32),
+            Job("http://127.0.0.1:9/x.bin", tmp_path / "x.bin")]
+    failures = download_many(jobs, workers=3, retries=0)
+    assert {p.name: type(e).__name__ for p, e in failures.items()} == {
+        "gone.bin": "BadDownload", "a.bin": "BadDownload", "x.bin": "DownloadError"}
+    assert failures[tmp_path / "gone.bin"].reason == "missing on the server (HTTP 404)"
+    assert failures[tmp_path / "a.bin"].reason.startswith("corrupt on the server (md5")
+    assert not isinstance(failures[tmp_path / "x.bin"], BadDownload)

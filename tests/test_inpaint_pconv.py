@@ -274,6 +274,21 @@ def test_checkpoints_of_pytorch_0_4_0_without_num_batches_tracked_load(small, tm
         assert torch.equal(model.state_dict()[key], value), key
 
 
+def test_the_published_files_legacy_format_with_its_adam_state_loads_weights_only(small, tmp_path):
+    """The public checkpoint was written by PyTorch 0.4 (the pre-zip format) with the optimizer's
+    state beside the weights; torch.load(weights_only=True) must read both."""
+    model = PConvUNet(layer_size=4)
+    model.load_state_dict(small.state_dict())
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    sum(p.sum() for p in model.parameters() if p.requires_grad).backward()
+    optimizer.step()  # exp_avg / exp_avg_sq tensors in the state, as after training
+    path = tmp_path / "1000000.pth"
+    torch.save({"n_iter": 1000000, "model": small.state_dict(), "optimizer": optimizer.state_dict()},
+               path, _use_new_zipfile_serialization=False)
+    loaded = load_checkpoint(PConvUNet(layer_size=4, init_weights=False), path)
+    assert torch.equal(loaded.state_dict()["dec_2.bn.running_var"], small.state_dict()["dec_2.bn.running_var"])
+
+
 @pytest.fixture(scope="module")
 def loaded(saved):
     return PConvInpainter(checkpoint=saved, side=SIDE)

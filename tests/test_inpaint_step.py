@@ -85,3 +85,41 @@ def test_missing_folder_and_object_masks_without_annotations_are_clear(study):
     sets = inpaint_step.image_sets(get_profile("smoke", dict(SMALL, dalle2_dir="", imagen_dir="")))
     with pytest.raises(inpaint_step.InpaintError, match="use --masks free_form"):
         inpaint_step.holes(study, sets, "objects")
+
+
+@pytest.mark.slow
+def test_offline_a_model_without_its_weights_is_skipped_and_the_chapter_says_so(study, monkeypatch, capsys):
+    """(b) The published weights cannot be fetched: the step exits 0 with a marker, and every view
+    of Chapter 3 works without that model and says how to add it."""
+    from helpers import inpaint_weights
+    from helpers.__main__ import main
+
+    def offline(drive_id, output):
+        raise ConnectionError("Failed to resolve 'drive.google.com'")
+
+    monkeypatch.setattr(inpaint_weights, "download", offline)
+    inpaint_step.run(study, "telea")
+    sets = ["--set", "inpaint_count=3", "--set", "sd_steps=2", "--set", "pconv_checkpoint=published"]
+    assert main(["inpaint", "--profile", "smoke", "--model", "pconv", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "SKIPPED pconv: its published weights could not be fetched (ConnectionError" in out
+    marker = inpaint_step.skipped_path(study, "pconv")
+    assert "1SYjJ-Vlu2cpAlgBG5FiJueN9W4lf48w8" in marker.read_text()
+
+    models = ["pconv", "telea"]
+    assert views.ran(study, models) == ["telea"]
+    note = views.skipped_text(study, models)
+    assert "**Skipped: pconv**" in note and "--set pconv_checkpoint=PATH" in note
+    assert "$TORCH_HOME/hub/checkpoints/pconv_naoto0804_places2_1000000.pth" in note
+    assert set(views.table2(study, models).index.get_level_values("model")) == {"telea"}
+    assert set(views.differences(study, models).index.get_level_values("model")) == {"telea"}
+    for fig in (views.table2_plot(study, models), views.figure_grid(study, "pconv")):
+        assert fig.axes
+    texts = [t.get_text() for t in views.figure_grid(study, "pconv").axes[0].texts]
+    assert any("pconv was skipped" in t for t in texts)
+
+    # weights in place (here: random ones, asked for explicitly): the model runs, the marker goes
+    again = get_profile("smoke", dict(SMALL, pconv_checkpoint="random"))
+    assert len(inpaint_step.run(again, "pconv")) == 12 and not marker.exists()
+    assert views.ran(study, models) == models
+    assert views.skipped_text(study, models).startswith("All 2 inpainters")

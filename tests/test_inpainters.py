@@ -41,8 +41,3 @@ def test_composite_keeps_the_outside():
 def test_unknown_model():
     with pytest.raises(InpaintError, match="unknown inpainting model 'lama'"):
         build("lama", get_profile(), "cpu")
-
-
-def test_learned_models_need_their_checkpoint_outside_smoke():
-    with pytest.raises(InpaintError, match="--set pconv_checkpoint=PATH_OR_URL"):
-        build("pconv", get_profile("course"), "cpu")

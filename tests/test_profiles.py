@@ -59,3 +59,39 @@ def test_set_flags_round_trip():
     assert parse_sets(to_sets({"a": 1, "b": "x"})[1::2]) == {"a": "1", "b": "x"}
     with pytest.raises(ProfileError, match="KEY=VALUE"):
         parse_sets(["novalue"])
+
+
+def test_book_set_overrides_every_profile_read_of_a_build(monkeypatch):
+    monkeypatch.setenv("BOOK_SET", "real_train=40 gen_train=30 train_img_size=64")
+    p = get_profile("course")
+    assert (p.real_train, p.gen_train, p.train_img_size) == (40, 30, 64)
+    assert p.real_val == PROFILES["course"].real_val  # the rest is the profile's
+    assert "changed from the published profile: real_train=40 gen_train=30 train_img_size=64" in p.describe()
+
+
+def test_own_overrides_win_over_book_set(monkeypatch):
+    monkeypatch.setenv("BOOK_SET", "real_train=40 gen_train=30")
+    p = get_profile("course", {"real_train": "12"})
+    assert (p.real_train, p.gen_train) == (12, 30)
+
+
+def test_book_set_errors_name_the_variable(monkeypatch):
+    monkeypatch.setenv("BOOK_SET", "real_trian=40")
+    with pytest.raises(ProfileError, match=r"'real_trian' \(in \$BOOK_SET\)"):
+        get_profile("course")
+    monkeypatch.setenv("BOOK_SET", "real_train")
+    with pytest.raises(ProfileError, match=r"\$BOOK_SET='real_train' is not a list of KEY=VALUE"):
+        get_profile("course")
+
+
+def test_book_set_reaches_a_command(monkeypatch, data_root, capsys):
+    """Every command of a build reads $BOOK_SET: the describe line of a command shows it."""
+    from helpers.__main__ import main
+
+    monkeypatch.setenv("BOOK_SET", "real_train=ten")
+    assert main(["data", "--profile", "smoke"]) == 2
+    assert "'real_train' needs a int, got 'ten'" in capsys.readouterr().err
+
+
+def test_a_published_profile_describes_no_changes():
+    assert "changed from" not in get_profile("paper").describe()

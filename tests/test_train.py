@@ -1,6 +1,7 @@
 """Training (Chapter 4) on CPU, offline: gradient averaging over processes, shards, resuming after a
 stop, early stopping, the heads and their weights, and two processes under torchrun (gloo)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -131,10 +132,49 @@ def test_the_global_batch_must_split_exactly():
     assert train.accumulation_steps(smoke, 2) == 1
     paper = get_profile("paper")  # the paper's batch of 4 on two GPUs: 2 each
     assert train.accumulation_steps(paper, 2) == 1 and train.accumulation_steps(paper, 1) == 2
-    with pytest.raises(train.TrainError, match="train_micro_batch=1"):
+    with pytest.raises(train.TrainError, match="train_batch=4 does not split"):
         train.accumulation_steps(paper, 4)
-    with pytest.raises(train.TrainError, match="multiple of the number of processes"):
+    with pytest.raises(train.TrainError, match="train_batch=8 does not split"):
         train.accumulation_steps(smoke, 3)
+
+
+@pytest.mark.parametrize("name", ["smoke", "course", "paper"])
+@pytest.mark.parametrize("world", [1, 2, 4, 8])
+def test_every_profile_splits_over_the_processes_its_chapters_launch(name, world):
+    """A chapter launches one process per GPU (1, 2, 4, 8) or 2 on a CPU: the batch always splits,
+    keeping the profile's global batch wherever it can be kept, and saying so where it cannot."""
+    profile = get_profile(name)
+    plan = train.batch_plan(profile, world)
+    assert plan.micro_batch * world * plan.accum == plan.global_batch
+    assert plan.micro_batch <= profile.train_micro_batch
+    split = dataclasses.replace(profile, train_batch=plan.global_batch, train_micro_batch=plan.micro_batch)
+    assert train.accumulation_steps(split, world) == plan.accum
+    if profile.train_batch % world == 0:
+        assert plan.global_batch == profile.train_batch
+    else:
+        assert plan.global_batch == world and "does not split over" in plan.note
+    changed = (plan.global_batch, plan.micro_batch) != (profile.train_batch, profile.train_micro_batch)
+    assert bool(plan.note) == changed
+
+
+def test_the_papers_batch_on_eight_gpus_is_the_nearest_and_named():
+    plan = train.batch_plan(get_profile("paper"), 8)
+    assert (plan.global_batch, plan.micro_batch, plan.accum) == (8, 1, 1)
+    assert "global batch of 4 does not split over 8 processes" in plan.note
+    course = train.batch_plan(get_profile("course"), 2)  # 32 = 16 x 2 x 1
+    assert (course.global_batch, course.micro_batch, course.accum) == (32, 16, 1)
+
+
+def test_chapters_launch_one_process_per_gpu_or_two_on_a_cpu(monkeypatch):
+    from helpers import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert distributed.launch_processes() == 1
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert distributed.launch_processes() == 4
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert distributed.launch_processes() == 2
 
 
 @pytest.mark.parametrize("size", [2, 3])

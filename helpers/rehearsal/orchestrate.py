@@ -1,0 +1,177 @@
+"""Running the book: ``make rehearse PROFILE=course|paper [FULL_SIZE=1]``, the real profile end to end, offline.
+
+No machine of this project reaches COCO or the model hub, so the only proof that the ``course`` and
+``paper`` paths work is a rehearsal: every external asset is replaced, *at its real address*, by a
+stand-in of the same architecture and file layout, and the real profile runs through unchanged code.
+
+- COCO: a look-alike served on 127.0.0.1 (:mod:`.coco_mirror`, with missing, truncated, greyscale
+  and CMYK files), reached through ``BOOK_COCO_URL`` like any mirror;
+- the model hub: a Hugging Face cache under the real hub ids, with ``HF_HUB_OFFLINE=1`` (:mod:`.hub`);
+- torch-hub: the inpainting checkpoints (:mod:`.checkpoints`) and pytorch-fid's Inception;
+- smaller counts through ``BOOK_SET`` (:data:`CPU_SETS`), printed by every chapter. On a CPU the
+  input sides shrink too (ConvNeXt-XL at 384 does not train in minutes on two cores): said in the
+  output and in ``rehearsal.json``. ``FULL_SIZE=1`` (a GPU box) keeps every size real.
+
+Then ``make run`` (``paper``) and the book build with warnings as errors, into
+``_build/rehearse-<profile>``; it fails on any error. Each step's and chapter's time goes to
+``rehearsal.json`` (results root and ``book/measured/``, which the page *Running the book* shows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..paths import REPO_ROOT, atomic_write_text
+from ..profiles import get_profile
+
+# Counts and, on a CPU, sizes of a rehearsal: enough images for every split, reserve and step.
+COUNTS = dict(real_train=40, real_val=10, real_test=10, gen_train=30, gen_val=10, gen_test=10,
+              augment_count=10, inpaint_count=4, train_epochs=2, train_patience=2)
+# On a CPU: the classifiers' input sides and the samplers' steps (the generators are tiny stand-ins
+# at the real output sizes; ConvNeXt-XL at 384 would take hours on two cores).
+CPU_SIZES = dict(train_img_size=64, ablation_img_size=64, sd_steps=4, train_workers=0)
+MEASURED = REPO_ROOT / "book" / "measured"
+
+
+class RehearsalError(RuntimeError):
+    """A rehearsal that failed; the message says at which stage."""
+
+
+def book_set(full_size: bool) -> str:
+    sets = COUNTS | ({} if full_size else CPU_SIZES)
+    return " ".join(f"{k}={v}" for k, v in sets.items())
+
+
+def scratch(profile_name: str, full_size: bool) -> Path:
+    return REPO_ROOT / "_rehearsal" / (profile_name + ("-full" if full_size else ""))
+
+
+def prepare(profile, root: Path, full_size: bool) -> dict:
+    """Build every stand-in at its real address under ``root`` (kept between rehearsals)."""
+    from .. import quality
+    from .checkpoints import place_standin_checkpoints
+    from .coco_mirror import build_coco_mirror
+    from .hub import build_hub_cache, hub_ids_for
+
+    os.environ["TORCH_HOME"] = str(root / "torch-home")
+    need_train = profile.real_train + profile.real_val + profile.gen_train + profile.gen_val
+    mirror = build_coco_mirror(root / "coco-mirror", n_train=need_train * 2,
+                               n_val=(profile.real_test + profile.gen_test) * 2, profile=profile)
+    build_hub_cache(root / "hf-home", hub_ids_for(profile), full_size=full_size)
+    place_standin_checkpoints()
+    quality.ensure_standin_inception_weights()
+    return mirror
+
+
+def environment(profile_name: str, root: Path, coco_url: str, sets: str) -> dict:
+    return os.environ | {
+        "BOOK_PROFILE": profile_name, "BOOK_SET": sets, "BOOK_COCO_URL": coco_url,
+        "BOOK_DATA_ROOT": str(root / "data"), "BOOK_RESULTS_ROOT": str(root / "results"),
+        "HF_HOME": str(root / "hf-home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1", "TORCH_HOME": str(root / "torch-home"),
+        "DIFFUSERS_VERBOSITY": "error",  # not "Could not reach the Hub" on every offline load
+    }
+
+
+def timed(cmd: list[str], env: dict, what: str) -> float:
+    print(f"\n== rehearsal: {what}\n$ {' '.join(cmd)}", flush=True)
+    started = time.perf_counter()
+    if subprocess.run(cmd, env=env, cwd=REPO_ROOT).returncode != 0:
+        raise RehearsalError(f"the rehearsal failed at: {what} (its output is above)")
+    return time.perf_counter() - started
+
+
+def build_dir(profile_name: str, full_size: bool) -> Path:
+    return REPO_ROOT / "_build" / f"rehearse-{profile_name}{'-full' if full_size else ''}"
+
+
+def chapter_times(out: Path) -> dict[str, float]:
+    """Execution seconds of each page, from the build's execution cache."""
+    from jupyter_cache import get_cache
+
+    cache = get_cache(out / "_build" / ".jupyter_cache")
+    return {Path(r.uri).stem: round(r.data.get("execution_seconds", 0.0), 1)
+            for r in cache.list_cache_records()}
+
+
+def check_pages(out: Path, profile_name: str) -> list[str]:
+    """Every rendered chapter names its profile; no page shows a traceback or this machine's paths."""
+    problems = []
+    for page in sorted((out / "_build" / "html" / "notebooks").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        if page.stem[:2] in ("01", "02", "03", "04", "05") and f"profile '{profile_name}'" not in text:
+            problems.append(f"{page.name} does not name the profile '{profile_name}'")
+        if "Traceback (most recent call last)" in text:
+            problems.append(f"{page.name} shows a traceback")
+    return problems
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def write_report(profile, root: Path, env: dict, timings: dict, full_size: bool) -> Path:
+    """``rehearsal.json``: device, settings, seconds per step and per chapter; in the rehearsal's
+    results root and in ``book/measured/`` (read by the page *Running the book*)."""
+    from .. import steps
+
+    os.environ["BOOK_RESULTS_ROOT"] = env["BOOK_RESULTS_ROOT"]
+    report = dict(profile=profile.name, full_size=full_size, device=device_name(),
+                  book_set=env["BOOK_SET"], date=time.strftime("%Y-%m-%d"),
+                  note=("stand-ins at the real sizes" if full_size else
+                        "CPU rehearsal: tiny stand-in generators, real classifier architectures at "
+                        "shrunken input sides (BOOK_SET); times are not a GPU box's"),
+                  steps=[dict(command=r["command"], seconds=r.get("launcher_seconds", r["seconds"]),
+                              processes=r.get("nproc", r.get("world_size", 1)))
+                         for r in steps.all_records(profile)],
+                  **timings)
+    text = json.dumps(report, indent=2)
+    atomic_write_text(Path(env["BOOK_RESULTS_ROOT"]) / profile.name / "rehearsal.json", text)
+    name = f"rehearsal-{profile.name}{'-full' if full_size else ''}.json"
+    atomic_write_text(MEASURED / name, text)
+    return MEASURED / name
+
+
+def rehearse(profile_name: str, full_size: bool = False) -> Path:
+    """The whole rehearsal of one profile; the path of its report."""
+    from .coco_mirror import serve
+
+    root = scratch(profile_name, full_size)
+    sets = book_set(full_size)
+    os.environ["BOOK_SET"] = sets
+    profile = get_profile(profile_name)
+    print(f"rehearsal of profile '{profile_name}' in {root.relative_to(REPO_ROOT)}\n"
+          f"BOOK_SET={sets}" + ("" if full_size else "\n(CPU: input sides shrunk, see BOOK_SET)"), flush=True)
+    started = time.perf_counter()
+    prepare(profile, root, full_size)
+    base_url, stop = serve(root / "coco-mirror")
+    try:
+        env = environment(profile_name, root, base_url, sets)
+        timings = dict(setup_seconds=round(time.perf_counter() - started, 1))
+        if not profile.build_runs_steps:
+            timings["run_seconds"] = round(timed([sys.executable, "-m", "helpers", "run", "--profile",
+                                                   profile_name], env, "make run"), 1)
+        out = build_dir(profile_name, full_size)
+        timings["build_seconds"] = round(timed(
+            [str(Path(sys.executable).parent / "jupyter-book"), "build", ".", "--path-output", str(out),
+             "--warningiserror", "--keep-going"], env, "book build (warnings are errors)"), 1)
+    finally:
+        stop()
+    problems = check_pages(out, profile_name)
+    if problems:
+        raise RehearsalError("the rendered book of the rehearsal has problems:\n  " + "\n  ".join(problems))
+    timings["chapters"] = chapter_times(out)
+    report = write_report(profile, root, env, timings, full_size)
+    print(f"\nrehearsal of '{profile_name}' passed in {(time.perf_counter() - started) / 60:.1f} min; "
+          f"report: {report.relative_to(REPO_ROOT)}; book: {out.relative_to(REPO_ROOT)}/_build/html")
+    return report
