@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
+from PIL import Image
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +96,39 @@ def file_server():
     server = FileServer()
     yield server
     server.close()
+
+
+def jpeg(w, h, seed, mode="RGB") -> bytes:
+    """A small JPEG of random pixels (``mode``: RGB, L or CMYK, all valid COCO files)."""
+    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).convert(mode).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def serve_coco(server, subsets=("train2017", "val2017")) -> None:
+    """COCO's layout on ``server``: the annotations zip (holding the caption files of ``subsets``,
+    and a file the data step does not read) and 40 train2017 and 12 val2017 photographs,
+    landscape and portrait."""
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as zf:
+        for subset, ids in (("train2017", range(1, 41)), ("val2017", range(1001, 1013))):
+            images, anns = [], []
+            for i in ids:
+                w, h = (64, 48) if i % 2 else (48, 64)
+                server.files[f"/{subset}/{i:012d}.jpg"] = jpeg(w, h, i)
+                images.append(dict(id=i, file_name=f"{i:012d}.jpg", width=w, height=h))
+                anns += [dict(id=i * 10 + k, image_id=i, caption=f"Picture {i}, caption {k}.") for k in range(5)]
+            if subset in subsets:
+                zf.writestr(f"annotations/captions_{subset}.json",
+                            json.dumps(dict(images=images, annotations=anns)))
+        zf.writestr("annotations/person_keypoints_train2017.json", "{}")
+    server.files["/annotations/annotations_trainval2017.zip"] = zbuf.getvalue()
+
+
+@pytest.fixture
+def coco_mirror(data_root, file_server, monkeypatch):
+    """A tiny COCO 2017 on 127.0.0.1, reached as a user reaches a mirror: $BOOK_COCO_URL."""
+    monkeypatch.setenv("BOOK_COCO_URL", file_server.url)
+    serve_coco(file_server)
+    return file_server

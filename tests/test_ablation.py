@@ -232,3 +232,27 @@ def test_false_negative_grid_falls_back_to_the_nearest_images(study, calls, tmp_
     shown = [ax.get_title() for ax in near.axes if ax.get_title()]
     lowest = result["predictions"]["p_generated"].nsmallest(2)
     assert len(shown) == 2 and all(f"{p:.3f}" in t for p, t in zip(lowest, shown))
+
+
+# ---------------------------------------------------------------- optional inputs absent (course)
+
+def test_chapter5_runs_with_no_other_generators_folder(data_root, capsys):
+    """The course default has no DALL-E 2 or Imagen folder: the chapter says what is missing and how
+    to add it, evaluates nothing for them, and its predict example reads our own test images."""
+    course = get_profile("course")
+    folders = transfer.prepare(course)
+    out = capsys.readouterr().out
+    assert folders == {} and transfer.evaluations(course, folders) == []
+    assert "no DALL-E 2 folder given" in out and "--set imagen_dir=" in out
+    target = transfer.predict_target(course, folders)
+    assert target.parts[-4:] == ("course", "images", "generated", "test")
+    assert transfer.summary(course).empty and transfer.headline(course)["ours"] == "not measured"
+
+
+def test_chapter5_notebook_never_assumes_a_folder():
+    import json as _json
+    from pathlib import Path
+
+    nb = _json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "05_ablation_and_transfer.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "next(iter(" not in code and "transfer.predict_target(P, folders)" in code

@@ -1,13 +1,10 @@
 """``coco_url`` / ``$BOOK_COCO_URL``: the data step against a COCO look-alike on 127.0.0.1, through
 ``python -m helpers data`` (the code path a user's mirror and the rehearsal take)."""
 
-import io
-import json
-import zipfile
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from conftest import serve_coco
 
 from helpers import coco
 from helpers import manifest as mf
@@ -18,31 +15,6 @@ COUNTS = dict(real_train=10, real_val=3, real_test=4, gen_train=6, gen_val=3, ge
               download_workers=4, download_retries=1)
 SETS = [flag for k, v in COUNTS.items() for flag in ("--set", f"{k}={v}")]
 ZIP = "/annotations/annotations_trainval2017.zip"
-
-
-def jpeg(w, h, seed, mode="RGB"):
-    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).convert(mode).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
-
-
-def serve_coco(server, subsets=("train2017", "val2017")) -> None:
-    """COCO's layout on ``server``: the annotations zip (holding the caption files of ``subsets``)
-    and 40 train2017 and 12 val2017 photographs, landscape and portrait."""
-    zbuf = io.BytesIO()
-    with zipfile.ZipFile(zbuf, "w") as zf:
-        for subset, ids in (("train2017", range(1, 41)), ("val2017", range(1001, 1013))):
-            images, anns = [], []
-            for i in ids:
-                w, h = (64, 48) if i % 2 else (48, 64)
-                server.files[f"/{subset}/{i:012d}.jpg"] = jpeg(w, h, i)
-                images.append(dict(id=i, file_name=f"{i:012d}.jpg", width=w, height=h))
-                anns += [dict(id=i * 10 + k, image_id=i, caption=f"Picture {i}, caption {k}.") for k in range(5)]
-            if subset in subsets:
-                zf.writestr(f"annotations/captions_{subset}.json",
-                            json.dumps(dict(images=images, annotations=anns)))
-    server.files[ZIP] = zbuf.getvalue()
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from test_coco_mirror_url import COUNTS, SETS, serve_coco
+from test_coco_mirror_url import COUNTS, SETS
 
-from helpers import coco
 from helpers import manifest as mf
 from helpers.__main__ import main
 from helpers.dataset import DamagedImage, ManifestDataset, damaged_message
@@ -135,15 +134,7 @@ def test_generate_remakes_damaged_images_from_their_seeds(study):
     assert np.abs(again - first).mean() < 1.0
 
 
-@pytest.fixture
-def mirror(data_root, file_server, monkeypatch):
-    monkeypatch.delenv("BOOK_SET", raising=False)
-    monkeypatch.setenv(coco.URL_ENV, file_server.url)
-    serve_coco(file_server)
-    return file_server
-
-
-def test_the_data_step_remakes_damaged_photographs(data_root, mirror, capsys):
+def test_the_data_step_remakes_damaged_photographs(data_root, coco_mirror, capsys):
     assert main(["data", "--profile", "course", *SETS]) == 0
     frame = mf.load("course")
     plan = pd.read_csv(data_root / "course" / "plan_real.csv").set_index("coco_id")
@@ -154,10 +145,10 @@ def test_the_data_step_remakes_damaged_photographs(data_root, mirror, capsys):
     raw = data_root / "coco" / row.coco_subset / row.file_name
     raw.write_bytes(raw.read_bytes()[:100])  # and the original behind the other: fetched again
     (data_root / second).write_bytes(b"")
-    requests = len(mirror.requests)
+    requests = len(coco_mirror.requests)
     capsys.readouterr()
     assert main(["data", "--profile", "course", *SETS]) == 0
     assert {p: (data_root / p).read_bytes() for p in (first, second)} == before
-    assert [p for p, _ in mirror.requests[requests:]] == [f"/{row.coco_subset}/{row.file_name}"]
+    assert [p for p, _ in coco_mirror.requests[requests:]] == [f"/{row.coco_subset}/{row.file_name}"]
     assert f"re-making {first}" in capsys.readouterr().out
     assert len(mf.load("course")) == sum(COUNTS[k] for k in ("real_train", "real_val", "real_test"))

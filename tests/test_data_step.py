@@ -1,12 +1,9 @@
 """The data step end to end: smoke's stand-ins, and the COCO code path against 127.0.0.1."""
 
-import io
-import json
-import zipfile
 
-import numpy as np
 import pandas as pd
 import pytest
+from conftest import jpeg
 from PIL import Image
 
 from helpers import coco, real_data
@@ -18,31 +15,10 @@ SMALL = dict(real_train=10, real_val=3, real_test=4, gen_train=6, gen_val=3, gen
              download_workers=4, download_retries=1)
 
 
-def _jpeg(w, h, seed):
-    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
-
-
 @pytest.fixture
-def coco_server(file_server, monkeypatch):
-    """A tiny COCO 2017: the annotations zip and single images, served like cocodataset.org."""
-    zbuf = io.BytesIO()
-    with zipfile.ZipFile(zbuf, "w") as zf:
-        for subset, ids in (("train2017", range(1, 41)), ("val2017", range(1001, 1013))):
-            images, anns = [], []
-            for i in ids:
-                w, h = (64, 48) if i % 2 else (48, 64)
-                name = f"{i:012d}.jpg"
-                file_server.files[f"/{subset}/{name}"] = _jpeg(w, h, i)
-                images.append(dict(id=i, file_name=name, width=w, height=h))
-                anns += [dict(id=i * 10 + k, image_id=i, caption=f"Picture {i}, caption {k}.") for k in range(5)]
-            zf.writestr(f"annotations/captions_{subset}.json", json.dumps(dict(images=images, annotations=anns)))
-        zf.writestr("annotations/person_keypoints_train2017.json", "{}")
-    file_server.files["/annotations/annotations_trainval2017.zip"] = zbuf.getvalue()
-    monkeypatch.setenv(coco.URL_ENV, file_server.url)  # a mirror laid out like COCO's server
-    return file_server
+def coco_server(coco_mirror):
+    """A tiny COCO 2017, served like cocodataset.org (conftest.serve_coco)."""
+    return coco_mirror
 
 
 def test_coco_path_downloads_only_the_sampled_images(data_root, coco_server):
@@ -81,7 +57,7 @@ def test_size_mismatch_with_the_annotation_is_replaced(data_root, coco_server):
     profile = get_profile("course", SMALL)
     real, _ = real_data.make_plans(profile)
     row = real.iloc[0]
-    coco_server.files[f"/{row.coco_subset}/{row.file_name}"] = _jpeg(50, 50, 1)
+    coco_server.files[f"/{row.coco_subset}/{row.file_name}"] = jpeg(50, 50, 1)
     assert len(real_data.run(profile)) == 17
     plan = pd.read_csv(data_root / "course" / "plan_real.csv", keep_default_na=False)
     failed = plan[plan.split == "failed"]

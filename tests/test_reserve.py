@@ -2,21 +2,13 @@
 reserve, recorded in plan_real.csv and the manifest, and replayed (not fetched again) by a rerun."""
 
 import pandas as pd
-import pytest
-from test_coco_mirror_url import COUNTS, SETS, jpeg, serve_coco
+from conftest import jpeg
+from test_coco_mirror_url import COUNTS, SETS
 
-from helpers import coco, real_data
+from helpers import real_data
 from helpers import manifest as mf
 from helpers.__main__ import main
 from helpers.profiles import get_profile
-
-
-@pytest.fixture
-def mirror(data_root, file_server, monkeypatch):
-    monkeypatch.delenv("BOOK_SET", raising=False)
-    monkeypatch.setenv(coco.URL_ENV, file_server.url)
-    serve_coco(file_server)
-    return file_server
 
 
 def _url(row) -> str:
@@ -27,19 +19,19 @@ def _plan(data_root) -> pd.DataFrame:
     return pd.read_csv(data_root / "course" / "plan_real.csv", keep_default_na=False)
 
 
-def test_missing_and_corrupt_photographs_are_replaced_and_a_rerun_replays_them(data_root, mirror, capsys):
+def test_missing_and_corrupt_photographs_are_replaced_and_a_rerun_replays_them(data_root, coco_mirror, capsys):
     drawn, _ = real_data.make_plans(get_profile("course", COUNTS))
     real, reserve = drawn[drawn.split != "reserve"], drawn[drawn.split == "reserve"]
     train, test = real[real.split == "train"], real[real.split == "test"]
     gone, cut, wrong_size = train.iloc[0], train.iloc[1], test.iloc[0]
     grey, cmyk, flaky = train.iloc[2], train.iloc[3], train.iloc[4]
-    del mirror.files[_url(gone)]  # HTTP 404
-    mirror.files[_url(cut)] = mirror.files[_url(cut)][:300]  # a truncated JPEG
-    mirror.files[_url(wrong_size)] = jpeg(30, 30, 0)  # not the size the annotation says
-    del mirror.files[_url(reserve.iloc[0])]  # the first reserve is missing too: the next one steps in
-    mirror.files[_url(grey)] = jpeg(grey.width, grey.height, 1, mode="L")  # good, only greyscale
-    mirror.files[_url(cmyk)] = jpeg(cmyk.width, cmyk.height, 2, mode="CMYK")
-    mirror.drop_after[_url(flaky)] = 100  # a transfer broken off once: retried, not replaced
+    del coco_mirror.files[_url(gone)]  # HTTP 404
+    coco_mirror.files[_url(cut)] = coco_mirror.files[_url(cut)][:300]  # a truncated JPEG
+    coco_mirror.files[_url(wrong_size)] = jpeg(30, 30, 0)  # not the size the annotation says
+    del coco_mirror.files[_url(reserve.iloc[0])]  # the first reserve is missing too: the next one steps in
+    coco_mirror.files[_url(grey)] = jpeg(grey.width, grey.height, 1, mode="L")  # good, only greyscale
+    coco_mirror.files[_url(cmyk)] = jpeg(cmyk.width, cmyk.height, 2, mode="CMYK")
+    coco_mirror.drop_after[_url(flaky)] = 100  # a transfer broken off once: retried, not replaced
 
     assert main(["data", "--profile", "course", *SETS]) == 0
     out = capsys.readouterr().out
@@ -61,18 +53,18 @@ def test_missing_and_corrupt_photographs_are_replaced_and_a_rerun_replays_them(d
     # a rerun: the same set, nothing fetched again, the failures replayed from plan_real.csv
     manifest_before = (data_root / "course" / "manifest.csv").read_bytes()
     plan_before = (data_root / "course" / "plan_real.csv").read_bytes()
-    requests_before = len(mirror.requests)
+    requests_before = len(coco_mirror.requests)
     assert main(["data", "--profile", "course", *SETS]) == 0
-    assert len(mirror.requests) == requests_before
+    assert len(coco_mirror.requests) == requests_before
     assert (data_root / "course" / "manifest.csv").read_bytes() == manifest_before
     assert (data_root / "course" / "plan_real.csv").read_bytes() == plan_before
 
 
-def test_when_the_reserve_runs_out_the_error_says_how_many_and_what_to_do(data_root, mirror, capsys):
+def test_when_the_reserve_runs_out_the_error_says_how_many_and_what_to_do(data_root, coco_mirror, capsys):
     drawn, _ = real_data.make_plans(get_profile("course", COUNTS))
     val2017 = drawn[drawn.coco_subset == "val2017"]  # the 4 test photographs and their 4 reserves
     for row in val2017.itertuples():
-        del mirror.files[_url(row)]
+        del coco_mirror.files[_url(row)]
     for attempt in range(2):
         assert main(["data", "--profile", "course", *SETS]) == 1
         err = capsys.readouterr().err
@@ -80,12 +72,12 @@ def test_when_the_reserve_runs_out_the_error_says_how_many_and_what_to_do(data_r
         assert "error: 4 of 17 photographs are missing" in err and "reserve" in err
         assert "coco_url" in err and "real_train" in err
         if attempt == 0:
-            requests_after_first = len(mirror.requests)
-    assert len(mirror.requests) == requests_after_first  # the failures were replayed, not refetched
+            requests_after_first = len(coco_mirror.requests)
+    assert len(coco_mirror.requests) == requests_after_first  # the failures were replayed, not refetched
     assert len(mf.load("course")) == 13  # what could be made is kept
 
 
-def test_the_replacements_depend_only_on_the_set_of_failures(data_root, mirror):
+def test_the_replacements_depend_only_on_the_set_of_failures(data_root, coco_mirror):
     drawn, _ = real_data.make_plans(get_profile("course", COUNTS))
     ids = list(drawn[drawn.coco_subset == "train2017"].coco_id)
     one = real_data.real_plan(drawn, {ids[0]: "a", ids[5]: "b", ids[13]: "c"})

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..paths import REPO_ROOT, atomic_write_text
+from ..paths import REPO_ROOT, atomic_write_text, shown
 from ..profiles import get_profile
 
 # Counts and, on a CPU, sizes of a rehearsal: enough images for every split, reserve and step.
@@ -50,6 +50,14 @@ def book_set(full_size: bool) -> str:
 
 def scratch(profile_name: str, full_size: bool) -> Path:
     return REPO_ROOT / "_rehearsal" / (profile_name + ("-full" if full_size else ""))
+
+
+def fresh_start(root: Path, out: Path) -> None:
+    """Every rehearsal runs every step and chapter anew (the stand-ins are kept: they are inputs)."""
+    import shutil
+
+    for folder in (root / "data", root / "results", out):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def prepare(profile, root: Path, full_size: bool) -> dict:
@@ -80,7 +88,7 @@ def environment(profile_name: str, root: Path, coco_url: str, sets: str) -> dict
 
 
 def timed(cmd: list[str], env: dict, what: str) -> float:
-    print(f"\n== rehearsal: {what}\n$ {' '.join(cmd)}", flush=True)
+    print(f"\n== rehearsal: {what}\n$ {' '.join(map(shown, cmd))}", flush=True)
     started = time.perf_counter()
     if subprocess.run(cmd, env=env, cwd=REPO_ROOT).returncode != 0:
         raise RehearsalError(f"the rehearsal failed at: {what} (its output is above)")
@@ -153,6 +161,7 @@ def rehearse(profile_name: str, full_size: bool = False) -> Path:
     print(f"rehearsal of profile '{profile_name}' in {root.relative_to(REPO_ROOT)}\n"
           f"BOOK_SET={sets}" + ("" if full_size else "\n(CPU: input sides shrunk, see BOOK_SET)"), flush=True)
     started = time.perf_counter()
+    fresh_start(root, build_dir(profile_name, full_size))
     prepare(profile, root, full_size)
     base_url, stop = serve(root / "coco-mirror")
     try:
