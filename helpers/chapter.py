@@ -18,6 +18,7 @@ from . import manifest as mf
 from . import paper
 from .paths import data_root, inside, results_root, shown
 from .profiles import Profile, get_profile, to_sets
+from .steps import made_from_standins
 
 
 def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
@@ -28,6 +29,10 @@ def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
         print("\nSMOKE PROFILE: stand-in photographs and tiny random models.\n"
               "Every number below checks that the pipeline runs; none is a finding\n"
               "about real or generated images.")
+    elif made_from_standins(p.name):
+        print(f"\nREHEARSAL of '{p.name}': the real code against stand-ins at the real addresses\n"
+              "(random weights of the real architectures, a COCO look-alike, smaller counts).\n"
+              "Every number below checks that the pipeline runs; none is a finding.")
     return p
 
 

@@ -31,6 +31,9 @@ COLUMNS = ["quantity", "ours", "paper", "note"]
 SMOKE_CAVEAT = ("These numbers come from tiny random models and stand-in data: they are pipeline "
                 "checks, not findings about real or generated images.")
 REAL_RUN = "These numbers come from a run of the '{name}' profile: {description}."
+REHEARSAL_CAVEAT = ("These numbers come from a rehearsal of the '{name}' profile: its code, against "
+                    "stand-ins at the real addresses (random weights of the real architectures, a COCO "
+                    "look-alike, smaller counts). They are pipeline checks, not findings.")
 PAPER_MODEL = "ConvNeXt-XL"  # the paper's classifier, Table 3's last row
 # Table 3's columns, in the order of the tuples of paper.TABLE3
 TABLE3_METRICS = ("accuracy", "F1", "ROC-AUC")
@@ -62,8 +65,12 @@ def build_profile() -> Profile:
 
 def caveat(profile: Profile) -> str:
     """What the profile's numbers are: for ``smoke``, pipeline checks and not findings."""
+    from .steps import made_from_standins
+
     if profile.name == "smoke":
         return SMOKE_CAVEAT
+    if made_from_standins(profile.name):
+        return REHEARSAL_CAVEAT.format(name=profile.name)
     return REAL_RUN.format(name=profile.name, description=" ".join(profile.description.split()))
 
 

@@ -96,3 +96,15 @@ def all_records(profile) -> list[dict]:
     folder = results_root(profile.name) / "steps"
     records = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")]
     return sorted(records, key=lambda r: r.get("finished", ""))
+
+
+STANDINS = "stand-ins.json"  # in a results root: every external asset was a rehearsal's stand-in
+
+
+def made_from_standins(profile_name: str) -> dict | None:
+    """What a rehearsal wrote into this results root (its stand-ins), or None for a real run.
+
+    Results made against stand-ins (``make rehearse``: random weights, a COCO look-alike) are
+    pipeline checks like smoke's, whatever the profile; every page that shows them says so."""
+    path = results_root(profile_name) / STANDINS
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

@@ -112,3 +112,17 @@ def test_commands_are_shown_without_this_machines_paths(data_root):
     assert line == "python -m helpers evaluate --checkpoint $BOOK_RESULTS_ROOT/smoke/train/control/best.pt --profile smoke"
     assert chapter.shown(str(REPO_ROOT / "notebooks" / "x.png")) == "notebooks/x.png"
     assert chapter.shown("/elsewhere/x.png") == "/elsewhere/x.png"
+
+
+def test_results_made_from_standins_are_labelled_as_pipeline_checks(data_root, capsys):
+    from helpers import results_page
+    from helpers.paths import results_root
+
+    course = get_profile("course")
+    assert "from a run of the 'course' profile" in results_page.caveat(course)
+    (results_root("course")).mkdir(parents=True)
+    (results_root("course") / steps.STANDINS).write_text('{"book_set": "real_train=40"}')
+    assert "rehearsal of the 'course' profile" in results_page.caveat(course)
+    assert "pipeline checks, not findings" in results_page.caveat(course)
+    chapter.setup("course")
+    assert "REHEARSAL of 'course'" in capsys.readouterr().out

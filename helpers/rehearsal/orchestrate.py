@@ -77,6 +77,15 @@ def prepare(profile, root: Path, full_size: bool) -> dict:
     return mirror
 
 
+def mark_results(profile_name: str, root: Path, sets: str, full_size: bool) -> None:
+    """Say in the rehearsal's results root that its results come from stand-ins (every chapter and
+    the results page read it and label the numbers as pipeline checks)."""
+    from ..steps import STANDINS
+
+    atomic_write_text(root / "results" / profile_name / STANDINS,
+                      json.dumps(dict(book_set=sets, full_size=full_size), indent=2))
+
+
 def environment(profile_name: str, root: Path, coco_url: str, sets: str) -> dict:
     return os.environ | {
         "BOOK_PROFILE": profile_name, "BOOK_SET": sets, "BOOK_COCO_URL": coco_url,
@@ -163,6 +172,7 @@ def rehearse(profile_name: str, full_size: bool = False) -> Path:
     started = time.perf_counter()
     fresh_start(root, build_dir(profile_name, full_size))
     prepare(profile, root, full_size)
+    mark_results(profile_name, root, sets, full_size)
     base_url, stop = serve(root / "coco-mirror")
     try:
         env = environment(profile_name, root, base_url, sets)

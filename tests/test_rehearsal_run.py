@@ -1,0 +1,52 @@
+"""``make rehearse``: what it sets, what it checks in the rendered pages, where its report goes."""
+
+import json
+import subprocess
+from pathlib import Path
+
+from helpers.profiles import get_profile
+from helpers.rehearsal import orchestrate, timings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dry(*words):
+    run = subprocess.run(["make", "-n", "rehearse", *words], cwd=ROOT, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"})
+    return run.stdout
+
+
+def test_make_rehearse_runs_the_named_profile_and_full_size_on_request():
+    assert "-m helpers.rehearsal run course" in _dry("PROFILE=course")
+    assert "-m helpers.rehearsal run paper --full-size" in _dry("PROFILE=paper", "FULL_SIZE=1")
+
+
+def test_a_cpu_rehearsal_shrinks_sizes_and_says_so_a_full_size_one_does_not(monkeypatch):
+    cpu, full = orchestrate.book_set(False), orchestrate.book_set(True)
+    assert "train_img_size=64" in cpu and "train_img_size" not in full and "sd_steps" not in full
+    monkeypatch.setenv("BOOK_SET", cpu)
+    paper = get_profile("paper")
+    assert paper.train_model == "convnext_xlarge.fb_in22k_ft_in1k_384"  # the real architecture
+    assert "changed from the published profile" in paper.describe() and "train_img_size=64" in paper.describe()
+
+
+def test_the_rendered_pages_are_checked_for_the_profile_and_tracebacks(tmp_path):
+    pages = tmp_path / "_build" / "html" / "notebooks"
+    pages.mkdir(parents=True)
+    (pages / "01_data.html").write_text("<pre>profile 'course':</pre>")
+    (pages / "02_aug.html").write_text("<pre>profile 'smoke':</pre>")
+    (pages / "03_inp.html").write_text("profile 'course': Traceback (most recent call last)")
+    assert orchestrate.check_pages(tmp_path, "course") == [
+        "02_aug.html does not name the profile 'course'", "03_inp.html shows a traceback"]
+
+
+def test_the_running_page_shows_each_report_and_what_is_still_to_be_measured(tmp_path, capsys):
+    report = dict(profile="course", full_size=False, device="CPU (x86_64, 2 cores)", book_set="real_train=40",
+                  setup_seconds=60, build_seconds=600, note="CPU rehearsal",
+                  steps=[dict(command="data", seconds=6.5, processes=1)], chapters={"01_data": 170.0})
+    (tmp_path / "rehearsal-course.json").write_text(json.dumps(report))
+    timings.show(tmp_path)
+    out = capsys.readouterr().out
+    assert "CPU (x86_64, 2 cores)" in out and "still to be taken" in out
+    assert timings.step_table(report).loc[0, "step"] == "python -m helpers data"
+    assert timings.summary(timings.reports(tmp_path)).loc[0, "book build (min)"] == 10.0
