@@ -220,7 +220,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "course": Profile(
         name="course",
-        description="one Colab-class GPU, about an hour for the whole book:\n  "
+        description="one Colab-class GPU (time to run: see the page Running the book):\n  "
         "1/20 of the paper's counts, SD 2.0-base at 512 px",
         real_source="coco",
         real_train=500,
