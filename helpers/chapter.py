@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import manifest as mf
 from . import paper
-from .paths import data_root, inside, results_root, shown
+from .paths import data_root, hide_roots, inside, results_root, shown
 from .profiles import Profile, get_profile, to_sets
 from .steps import made_from_standins
 
@@ -74,11 +74,11 @@ def launch(command: str, profile: Profile, overrides: dict | None = None, *args:
     print("$ " + " ".join(typed), flush=True)
     started = time.perf_counter()
     out = _run(cmd, stream)
-    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    lines = [hide_roots(ln) for ln in out.stdout.splitlines() if ln.strip()]
     if not stream:
         print("\n".join(lines[-tail:]))
     if out.returncode != 0:
-        raise steps.StepFailed(f"`{' '.join(typed)}` failed:\n{(out.stderr or '')[-3000:]}")
+        raise steps.StepFailed(f"`{' '.join(typed)}` failed:\n{hide_roots(out.stderr or '')[-3000:]}")
     steps.add_output(profile, [command, *args], lines[-tail:], time.perf_counter() - started, nproc)
     return out.stdout
 

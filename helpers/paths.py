@@ -50,6 +50,15 @@ def shown(text: str) -> str:
     return str(text)
 
 
+def hide_roots(text: str) -> str:
+    """Every path of the data root, the results root and the book inside ``text`` written as
+    :func:`shown` writes one: for what a step printed, before the book shows it."""
+    results_base = Path(os.environ.get(RESULTS_ENV) or _default_base() / "results").resolve()
+    for root, name in ((data_root(), "$" + DATA_ENV), (results_base, "$" + RESULTS_ENV)):
+        text = text.replace(str(root) + os.sep, f"{name}/").replace(str(root), name)
+    return text.replace(str(REPO_ROOT) + os.sep, "")
+
+
 def tiny_model_dir() -> Path:
     return data_root() / "models" / "tiny-sd2"
 

@@ -126,3 +126,16 @@ def test_results_made_from_standins_are_labelled_as_pipeline_checks(data_root, c
     assert "pipeline checks, not findings" in results_page.caveat(course)
     chapter.setup("course")
     assert "REHEARSAL of 'course'" in capsys.readouterr().out
+
+
+def test_what_a_step_printed_is_shown_without_this_machines_paths(data_root, monkeypatch, capsys):
+    from helpers.paths import REPO_ROOT, results_root
+
+    printed = (f"40 real images ready; manifest: {data_root}/smoke/manifest.csv\n"
+               f"run {results_root('smoke')}/train/paper is finished\nsee {REPO_ROOT}/notebooks/x.png\n")
+    monkeypatch.setattr(chapter, "_run", lambda cmd, stream: subprocess.CompletedProcess(cmd, 0, printed, ""))
+    chapter.launch("data", get_profile("smoke"), {})
+    out = capsys.readouterr().out
+    assert "manifest: $BOOK_DATA_ROOT/smoke/manifest.csv" in out
+    assert "run $BOOK_RESULTS_ROOT/smoke/train/paper is finished" in out and "see notebooks/x.png" in out
+    assert str(data_root) not in out and str(REPO_ROOT) not in out
