@@ -139,13 +139,18 @@ def published_weights(model: str) -> Path:
 
 def adopt(model: str, path: Path) -> None:
     """A file the user put at the cache path by hand: checked like a fetched one, then recorded."""
+    require_layout(model, path, f"{shown(path)} (not fetched by the book, no sha256 recorded yet)",
+                   ". Delete it to fetch the published file, or put that file there.")
+    write_record(path, path)
+
+
+def require_layout(model: str, path: Path, subject: str, then: str) -> None:
+    """:func:`check_layout`, its refusal saying which file (``subject``) and what now (``then``)."""
     try:
         check_layout(model, path)
     except CheckpointError as exc:
-        raise CheckpointError(f"{shown(path)} (not fetched by the book, no sha256 recorded yet) is not "
-                              f"the checkpoint expected ({published(model).layout}). Delete it to "
-                              f"fetch the published file, or put that file there. {exc}") from None
-    write_record(path, path)
+        raise CheckpointError(f"{subject} is not the checkpoint expected ({published(model).layout})"
+                              f"{then} {exc}") from None
 
 
 def download(drive_id: str, output: Path) -> None:
@@ -165,12 +170,8 @@ def fetch(model: str, path: Path) -> Path:
             download(published(model).drive_id, tmp)
         except Exception as exc:  # noqa: BLE001 -- offline, Drive's quota page, refused: all "not now"
             raise WeightsUnavailable(offline_message(model, exc)) from None
-        try:
-            check_layout(model, tmp)
-        except CheckpointError as exc:
-            raise CheckpointError(f"the file fetched from {drive_url(model)} for {model} is not the "
-                                  f"checkpoint expected ({published(model).layout}); it was not kept. "
-                                  f"{exc}") from None
+        require_layout(model, tmp, f"the file fetched from {drive_url(model)} for {model}",
+                       "; it was not kept.")
         write_record(tmp, path)
         os.replace(tmp, path)
     finally:
