@@ -6,8 +6,10 @@ A notebook cell stays a few lines long; the work is here or in the commands.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -16,8 +18,9 @@ from PIL import Image
 
 from . import manifest as mf
 from . import paper
-from .paths import data_root, hide_roots, inside, results_root, shown
+from .paths import data_root, inside, results_root, shown
 from .profiles import Profile, get_profile, to_sets
+from . import steps
 from .steps import made_from_standins
 
 
@@ -51,34 +54,31 @@ def _launcher(nproc: int, torchrun: str = "torchrun", python: str = "python") ->
     return [torchrun, "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else [python]
 
 
+def _argv(command: str, profile: Profile, overrides: dict | None, args) -> list[str]:
+    return [command, *args, "--profile", profile.name, *to_sets(overrides)]
+
+
 def command_line(command: str, profile: Profile, overrides: dict | None, args, nproc: int) -> list[str]:
     """The command as a user would type it (``torchrun ... -m helpers`` when ``nproc`` > 1), with
     paths shown relative to the book's roots."""
-    return [*_launcher(nproc), "-m", "helpers", command, *map(shown, args), "--profile", profile.name,
-            *to_sets(overrides)]
+    return [*_launcher(nproc), "-m", "helpers", *map(shown, _argv(command, profile, overrides, args))]
 
 
 def launch(command: str, profile: Profile, overrides: dict | None = None, *args: str, tail: int = 12,
            nproc: int = 1, stream: bool = False) -> str:
     """Run the step now; its stdout. ``stream``: show every line as it comes (``make run``), else
     the last ``tail`` lines at the end (a notebook cell). The step's record keeps those lines."""
-    import shutil
-    import time
-
-    from . import steps
-
     typed = command_line(command, profile, overrides, args, nproc)
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    cmd = [*_launcher(nproc, torchrun, sys.executable), "-m", "helpers", command, *args,
-           "--profile", profile.name, *to_sets(overrides)]
+    cmd = [*_launcher(nproc, torchrun, sys.executable), "-m", "helpers", *_argv(command, profile, overrides, args)]
     print("$ " + " ".join(typed), flush=True)
     started = time.perf_counter()
     out = _run(cmd, stream)
-    lines = [hide_roots(ln) for ln in out.stdout.splitlines() if ln.strip()]
+    lines = [shown(ln) for ln in out.stdout.splitlines() if ln.strip()]
     if not stream:
         print("\n".join(lines[-tail:]))
     if out.returncode != 0:
-        raise steps.StepFailed(f"`{' '.join(typed)}` failed:\n{hide_roots(out.stderr or '')[-3000:]}")
+        raise steps.StepFailed(f"`{' '.join(typed)}` failed:\n{shown(out.stderr or '')[-3000:]}")
     steps.add_output(profile, [command, *args], lines[-tail:], time.perf_counter() - started, nproc)
     return out.stdout
 
@@ -111,8 +111,6 @@ def run_step(command: str, profile: Profile, overrides: dict | None = None, *arg
 def show_finished(command: str, profile: Profile, overrides: dict | None = None, *args: str,
                   tail: int = 12, nproc: int = 1) -> str:
     """What a build that renders from finished steps shows for one step (or :class:`StepNotDone`)."""
-    from . import steps
-
     typed = " ".join(command_line(command, profile, overrides, args, nproc))
     record = steps.finished(profile, [command, *args])
     if record is None:

@@ -7,7 +7,6 @@ traceback from inside a DataLoader worker.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +16,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from . import manifest as mf
-from .images import BadImage, check_header, load_rgb
+from .images import BadImage, check_header, find_damaged, load_rgb
 from .paths import data_root, inside
 
 STEP_OF_LABEL = {"real": "data", "generated": "generate"}
@@ -62,15 +61,13 @@ def damaged_message(exc: BaseException) -> str:
     return str(exc).rsplit(f"{DamagedImage.__name__}: ", 1)[-1].strip()
 
 
-def check_files(paths, workers: int = 8) -> None:
+def check_files(paths) -> None:
     """Raise :class:`DamagedImage` for the first of ``paths`` that is missing or not an image.
 
     Reads only the files' headers (fast, before an epoch starts); a file cut short is found when
     it is decoded, and reported the same way.
     """
-    paths = list(paths)
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths)))) as pool:
-        bad = [(p, r) for p, r in zip(paths, pool.map(check_header, paths)) if r]
+    bad = list(find_damaged(paths, check_header).items())
     if bad:
         more = f"; {len(bad) - 1} more are damaged too, e.g. {damaged_error(*bad[1])}" if len(bad) > 1 else ""
         raise DamagedImage(f"{damaged_error(*bad[0])}{more}")

@@ -119,22 +119,24 @@ def is_valid_image(path: Path) -> bool:
         return False
 
 
-def find_damaged(paths, workers: int = 8) -> dict[Path, str]:
-    """Decode every file of ``paths`` (in threads): ``{path: reason}`` of the ones that fail.
+def find_damaged(paths, check=None, workers: int = 8) -> dict[Path, str]:
+    """``{path: reason}`` of the files of ``paths`` that fail ``check`` (a reason or None; by default
+    a full decode), checked in threads.
 
     The steps check what they made before they trust it: a file overwritten or cut short after
     it was written is made again instead of failing later, in the middle of a training epoch.
     """
-    def check(path):
-        try:
-            load_rgb(path, min_side=1)
-            return path, None
-        except BadImage as exc:
-            return path, str(exc)
-
     paths = list(paths)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths)))) as pool:
-        return {p: reason for p, reason in pool.map(check, paths) if reason}
+        return {p: reason for p, reason in zip(paths, pool.map(check or _decode_problem, paths)) if reason}
+
+
+def _decode_problem(path: Path) -> str | None:
+    try:
+        load_rgb(path, min_side=1)
+    except BadImage as exc:
+        return str(exc)
+    return None
 
 
 def check_header(path: Path) -> str | None:

@@ -20,10 +20,13 @@ def data_root() -> Path:
     return Path(os.environ.get(DATA_ENV) or _default_base() / "data").resolve()
 
 
+def _results_base() -> Path:
+    return Path(os.environ.get(RESULTS_ENV) or _default_base() / "results").resolve()
+
+
 def results_root(profile_name: str) -> Path:
     """Results of one profile: $BOOK_RESULTS_ROOT/<profile>, else ``results/<profile>``."""
-    base = Path(os.environ.get(RESULTS_ENV) or _default_base() / "results")
-    return (base / profile_name).resolve()
+    return (_results_base() / profile_name).resolve()
 
 
 def profile_dir(profile_name: str) -> Path:
@@ -38,23 +41,12 @@ def coco_dir(profile) -> Path:
 
 
 def shown(text: str) -> str:
-    """``text`` as the book shows it: a path under the data or results root, or under the book,
+    """``text`` as the book shows it: every path under the data root, the results root or the book
     written relative to it (``$BOOK_DATA_ROOT/...``, ``$BOOK_RESULTS_ROOT/...``, ``notebooks/...``),
-    so that no page shows the absolute paths of the machine that built it."""
-    results_base = Path(os.environ.get(RESULTS_ENV) or _default_base() / "results").resolve()
-    for root, name in ((data_root(), "$" + DATA_ENV), (results_base, "$" + RESULTS_ENV), (REPO_ROOT, "")):
-        prefix = str(root) + os.sep
-        if str(text).startswith(prefix):
-            rest = str(text)[len(prefix):]
-            return f"{name}/{rest}" if name else rest
-    return str(text)
-
-
-def hide_roots(text: str) -> str:
-    """Every path of the data root, the results root and the book inside ``text`` written as
-    :func:`shown` writes one: for what a step printed, before the book shows it."""
-    results_base = Path(os.environ.get(RESULTS_ENV) or _default_base() / "results").resolve()
-    for root, name in ((data_root(), "$" + DATA_ENV), (results_base, "$" + RESULTS_ENV)):
+    so that no page shows the absolute paths of the machine that built it. For a command's argument
+    and for whatever a step printed."""
+    text = str(text)
+    for root, name in ((data_root(), "$" + DATA_ENV), (_results_base(), "$" + RESULTS_ENV)):
         text = text.replace(str(root) + os.sep, f"{name}/").replace(str(root), name)
     return text.replace(str(REPO_ROOT) + os.sep, "")
 

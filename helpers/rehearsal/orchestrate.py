@@ -22,13 +22,17 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from .. import steps
 from ..paths import REPO_ROOT, atomic_write_text, shown
 from ..profiles import get_profile
+from .coco_mirror import serve
+from .timings import MEASURED
 
 # Counts and, on a CPU, sizes of a rehearsal: enough images for every split, reserve and step.
 COUNTS = dict(real_train=40, real_val=10, real_test=10, gen_train=30, gen_val=10, gen_test=10,
@@ -36,7 +40,6 @@ COUNTS = dict(real_train=40, real_val=10, real_test=10, gen_train=30, gen_val=10
 # On a CPU: the classifiers' input sides and the samplers' steps (the generators are tiny stand-ins
 # at the real output sizes; ConvNeXt-XL at 384 would take hours on two cores).
 CPU_SIZES = dict(train_img_size=64, ablation_img_size=64, sd_steps=4, train_workers=0)
-MEASURED = REPO_ROOT / "book" / "measured"
 
 
 class RehearsalError(RuntimeError):
@@ -54,8 +57,6 @@ def scratch(profile_name: str, full_size: bool) -> Path:
 
 def fresh_start(root: Path, out: Path) -> None:
     """Every rehearsal runs every step and chapter anew (the stand-ins are kept: they are inputs)."""
-    import shutil
-
     for folder in (root / "data", root / "results", out):
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -80,9 +81,7 @@ def prepare(profile, root: Path, full_size: bool) -> dict:
 def mark_results(profile_name: str, root: Path, sets: str, full_size: bool) -> None:
     """Say in the rehearsal's results root that its results come from stand-ins (every chapter and
     the results page read it and label the numbers as pipeline checks)."""
-    from ..steps import STANDINS
-
-    atomic_write_text(root / "results" / profile_name / STANDINS,
+    atomic_write_text(root / "results" / profile_name / steps.STANDINS,
                       json.dumps(dict(book_set=sets, full_size=full_size), indent=2))
 
 
@@ -140,8 +139,6 @@ def device_name() -> str:
 def write_report(profile, root: Path, env: dict, timings: dict, full_size: bool) -> Path:
     """``rehearsal.json``: device, settings, seconds per step and per chapter; in the rehearsal's
     results root and in ``book/measured/`` (read by the page *Running the book*)."""
-    from .. import steps
-
     os.environ["BOOK_RESULTS_ROOT"] = env["BOOK_RESULTS_ROOT"]
     report = dict(profile=profile.name, full_size=full_size, device=device_name(),
                   book_set=env["BOOK_SET"], date=time.strftime("%Y-%m-%d"),
@@ -161,8 +158,6 @@ def write_report(profile, root: Path, env: dict, timings: dict, full_size: bool)
 
 def rehearse(profile_name: str, full_size: bool = False) -> Path:
     """The whole rehearsal of one profile; the path of its report."""
-    from .coco_mirror import serve
-
     root = scratch(profile_name, full_size)
     sets = book_set(full_size)
     os.environ["BOOK_SET"] = sets
