@@ -33,10 +33,12 @@ run: $(STAMP)
 rehearse: $(STAMP)
 	$(PY) -m helpers.rehearsal run $(PROFILE) $(if $(FULL_SIZE),--full-size)
 
-# Unit tests, every chapter through nbval, and a book build with warnings as errors (smoke).
+# The package's layers (import-linter's contract in pyproject.toml), unit tests, every chapter
+# through nbval, and a book build with warnings as errors (smoke).
 test: unit notebooks build-strict
 
 unit: $(STAMP)
+	$(VENV)/bin/lint-imports
 	BOOK_PROFILE=smoke $(PY) -m pytest tests
 
 notebooks: $(STAMP)

@@ -1,4 +1,4 @@
-"""``python -m helpers COMMAND --profile P``: the book's long jobs, from a notebook or a shell."""
+"""Every chapter: ``python -m helpers COMMAND --profile P``, the book's long jobs, from a notebook or a shell."""
 
 from __future__ import annotations
 
@@ -6,32 +6,37 @@ import argparse
 import sys
 import time
 
-from .download import DownloadError
-from .manifest import ManifestError
-from .paths import UnsafePathError
-from .profiles import ProfileError, add_profile_arguments, get_profile, parse_sets
-from .stamps import StaleOutputError
+from . import augment
+from .core import steps
+from .core.download import DownloadError
+from .core.paths import UnsafePathError
+from .core.profiles import ProfileError, add_profile_arguments, get_profile, parse_sets
+from .core.stamps import StaleOutputError
+from .core.steps import StepFailed
+from .data import real_data
+from .data.manifest import ManifestError
+from .data.real_data import DataError
+from .inpaint.masks import MaskError
 
+# What `python -m helpers --help` says first.
+DESCRIPTION = "``python -m helpers COMMAND --profile P``: the book's long jobs, from a notebook or a shell."
 # Errors whose message already says what to do: printed without a traceback.
-KNOWN_ERRORS = (DownloadError, ManifestError, UnsafePathError, StaleOutputError)
+KNOWN_ERRORS = (DownloadError, ManifestError, UnsafePathError, StaleOutputError, DataError, MaskError, StepFailed,
+                augment.AugmentError)
 
 
 def _known_errors():
-    from .augment import AugmentError
-    from .checkpoints import CheckpointError
-    from .evaluate import EvaluateError
-    from .generate import GenerationError
-    from .inpaint_step import InpaintError
-    from .masks import MaskError
-    from .real_data import DataError
-    from .steps import StepFailed
-    from .train import TrainError
-    return KNOWN_ERRORS + (AugmentError, CheckpointError, DataError, EvaluateError, GenerationError,
-                           InpaintError, MaskError, StepFailed, TrainError)
+    """:data:`KNOWN_ERRORS` and those of the steps that load torch (imported once a command runs,
+    so that ``--help`` and a bad profile answer at once)."""
+    from .classify import EvaluateError, TrainError
+    from .core.checkpoints import CheckpointError
+    from .data.generate import GenerationError
+    from .inpaint.step import InpaintError
+    return KNOWN_ERRORS + (CheckpointError, EvaluateError, GenerationError, InpaintError, TrainError)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="every step of the book in order (make run), then build the book to render them")
@@ -53,12 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inpaint", help="inpaint real and generated images with one model, and score (Chapter 3)")
     add_profile_arguments(p)
-    from .inpaint_step import MODELS
+    from .inpaint.step import MODELS
     p.add_argument("--model", required=True, choices=MODELS)
     p.add_argument("--masks", default="free_form", metavar="free_form|objects|DIR",
                    help="seeded free-form strokes (default), COCO object outlines, or a folder of masks")
 
-    from . import evaluate, train
+    from .classify import evaluate, train
     train.add_parser(sub)
     evaluate.add_parser(sub)
 
@@ -85,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if code == 0 and args.command != "run":
-        from . import steps
         steps.record_done(profile, argv, time.perf_counter() - started)
     return code
 
@@ -93,28 +97,26 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args, profile) -> int:
     """Run one command; its return code (0 when it went well)."""
     if args.command in ("evaluate", "predict"):
-        from . import evaluate
+        from .classify import evaluate
         return evaluate.main(args, profile)
     if args.command == "run":
-        from . import pipeline
+        from .book import pipeline
         pipeline.run(profile, parse_sets(args.set), only=args.only)
     elif args.command == "data":
-        from . import real_data
         real_data.run(profile)
     elif args.command == "generate":
-        from . import generate
+        from .data import generate
         generate.run(profile, limit=args.limit)
     elif args.command == "augment":
-        from . import augment
-        augment.run(profile, both_classes=args.both_classes)
+        augment.step.run(profile, both_classes=args.both_classes)
     elif args.command == "inpaint":
-        from . import inpaint_step
+        from .inpaint import step as inpaint_step
         inpaint_step.run(profile, args.model, mask_mode=args.masks)
     elif args.command == "train":
-        from . import train
+        from .classify import train
         train.run(profile, control=args.control, deterministic=args.deterministic, model=args.model)
     elif args.command == "bench":
-        from . import bench
+        from .classify import bench
         if args.what == "train":
             changes = {k: v for k, v in (("train_model", args.model), ("train_img_size", args.img_size)) if v}
             profile = get_profile(profile.name, parse_sets(args.set) | changes)

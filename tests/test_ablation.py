@@ -1,6 +1,8 @@
 """Chapter 5 (CPU, offline): the backbone switch, the ablation's tables, the transfer metrics."""
 
+import argparse
 import json
+from pathlib import Path
 
 import matplotlib
 
@@ -13,11 +15,17 @@ import torch
 from sklearn import metrics as skm
 from test_evaluate import BAD, Brightness, _bad_and_good_folder, _cli, _noise, calls, study  # noqa: F401
 
-from helpers import ablation, backbones, transfer
-from helpers import evaluate as ev
-from helpers.metrics import mcnemar, paired_bootstrap
-from helpers.models import STANDINS, build_model, count_flops
-from helpers.profiles import ProfileError, get_profile
+from helpers import classify as ev  # the package's public names
+from helpers.__main__ import main
+from helpers.book import ch4_train as views
+from helpers.book import ch5_ablation as ablation
+from helpers.book import ch5_transfer as transfer
+from helpers.classify import backbones, train
+from helpers.classify.evaluation import evaluate
+from helpers.classify.metrics import mcnemar, paired_bootstrap
+from helpers.classify.models import STANDINS, build_model, count_flops
+from helpers.classify.train import add_arguments, run_dir
+from helpers.core.profiles import ProfileError, get_profile
 
 
 # ---------------------------------------------------------------- the switch
@@ -57,9 +65,6 @@ def test_bad_ablation_models_are_refused(value):
 
 
 def test_train_command_takes_the_model_switch():
-    from helpers.train import add_arguments, run_dir
-    import argparse
-
     args = add_arguments(argparse.ArgumentParser()).parse_args(["--model", "efficientnet_b0", "--control"])
     assert (args.model, args.control) == ("efficientnet_b0", True)
     assert run_dir(get_profile("smoke"), True, "efficientnet_b0").name == "efficientnet_b0-control"
@@ -95,7 +100,7 @@ def test_table3_paired_tests_and_cost_read_the_runs(study, calls):
     assert ablation.table3(study).empty and ablation.paired_tests(study).empty
     for key in ("convnext", "vgg16"):
         _checkpoint(study, key)
-        result = ev.evaluate(study, model=key)
+        result = evaluate(study, model=key)
         assert result["name"] == f"{backbones.run_name(key)}-best_test"
         assert result["settings"]["train_model"] == backbones.for_model(study, key).train_model
     table = ablation.table3(study)
@@ -106,8 +111,6 @@ def test_table3_paired_tests_and_cost_read_the_runs(study, calls):
     row = tests.loc["VGG-16 vs ConvNeXt-XL"]
     assert row["images"] == 6 and row["accuracy difference (points)"] == 0 and row["McNemar p-value"] == 1.0
     # training cost: from metrics.csv, and the model's size counted once and cached
-    from helpers.train import run_dir
-
     folder = run_dir(study, model="vgg16")
     pd.DataFrame({"epoch": [1, 2], "val_loss": [0.7, 0.5], "seconds": [3.0, 5.0], "images_per_s": [10.0, 12.0],
                   "peak_memory_mb": [100.0, 120.0]}).to_csv(folder / "metrics.csv", index=False)
@@ -129,7 +132,7 @@ def test_table3_paired_tests_and_cost_read_the_runs(study, calls):
 def test_generated_only_folder_gives_accuracy_and_refuses_two_class_metrics(study, calls, tmp_path, capsys):
     folder = tmp_path / "dalle2"
     _bad_and_good_folder(folder)
-    result = ev.evaluate(study, images_dir=folder, label="generated")
+    result = evaluate(study, images_dir=folder, label="generated")
     assert result["metrics"]["accuracy"] == result["metrics"]["accuracy_generated"] == 1.0
     with pytest.raises(ev.EvaluateError, match="only generated images.*--real test"):
         ev.two_class_metrics(result)
@@ -137,7 +140,7 @@ def test_generated_only_folder_gives_accuracy_and_refuses_two_class_metrics(stud
     out = capsys.readouterr().out
     assert "accuracy_generated" in out and "refused" in out and "--real test" in out
     with pytest.raises(ev.EvaluateError, match="labelled real already"):
-        ev.evaluate(study, images_dir=folder, label="real", real="test")
+        evaluate(study, images_dir=folder, label="real", real="test")
 
 
 def test_matched_real_images_give_balanced_metrics_like_sklearn(study, calls, tmp_path):
@@ -145,7 +148,7 @@ def test_matched_real_images_give_balanced_metrics_like_sklearn(study, calls, tm
     folder.mkdir()
     for i, (lo, hi) in enumerate([(150, 256), (160, 256), (0, 60), (170, 256)]):  # one dark: called real
         _noise(80, 80, lo, hi, seed=i).save(folder / f"im_{i}.png")
-    both = ev.evaluate(study, images_dir=folder, label="generated", real="test")
+    both = evaluate(study, images_dir=folder, label="generated", real="test")
     assert both["name"] == "paper-best_imagen-real-test"
     pred = both["predictions"]
     assert (pred["label"] == 0).sum() == 3 and (pred["label"] == 1).sum() == 4
@@ -157,7 +160,7 @@ def test_matched_real_images_give_balanced_metrics_like_sklearn(study, calls, tm
     real_folder = tmp_path / "photos"
     real_folder.mkdir()
     _noise(80, 80, 0, 80).save(real_folder / "p.jpg")
-    mixed = ev.evaluate(study, images_dir=folder, label="generated", real=real_folder)
+    mixed = evaluate(study, images_dir=folder, label="generated", real=real_folder)
     assert mixed["name"] == "paper-best_imagen-real-photos" and mixed["metrics"]["n_real"] == 1
 
 
@@ -166,7 +169,7 @@ def test_category_breakdown_and_bad_category_files(study, calls, tmp_path):
     folder.mkdir()
     for i, (lo, hi) in enumerate([(150, 256), (0, 60), (170, 256), (0, 50)]):
         _noise(80, 80, lo, hi, seed=i).save(folder / f"g_{i}.png")
-    result = ev.evaluate(study, images_dir=folder, label="generated")
+    result = evaluate(study, images_dir=folder, label="generated")
     csv = tmp_path / "cats.csv"
     csv.write_text("file,category\n/any/where/g_0.png,photo\ng_1.png,artwork\ng_3.png,artwork\n")
     table = ev.category_table(result, csv)
@@ -195,13 +198,13 @@ def test_transfer_summary_reads_both_evaluations(study, calls, tmp_path):
     profile = get_profile("smoke", {"dalle2_dir": str(folder), "imagen_dir": ""})
     assert transfer.summary(profile).empty and transfer.headline(profile)["generator"] == "no generator folder"
     assert list(transfer.generators(profile)) == ["DALL-E 2"]
-    ev.evaluate(profile, images_dir=folder, label="generated")
+    evaluate(profile, images_dir=folder, label="generated")
     row = transfer.summary(profile).loc["DALL-E 2"]
     assert row["accuracy on generated (ours)"] == pytest.approx(1 / 3) and row["accuracy on generated (paper)"] == 0.0474
     assert row["balanced accuracy (ours)"] is None or np.isnan(row["balanced accuracy (ours)"])
     head = transfer.headline(profile)
     assert "only generated images" in head["refusal"] and (head["ours"], head["paper"]) == ("33.33%", "4.74%")
-    ev.evaluate(profile, images_dir=folder, label="generated", real="test")
+    evaluate(profile, images_dir=folder, label="generated", real="test")
     row = transfer.summary(profile).loc["DALL-E 2"]
     assert row["real test photographs added"] == 3 and 0 <= row["ROC-AUC (ours)"] <= 1
     fig = transfer.false_negative_figure(profile, "Imagen")  # not run: a note, not an error
@@ -209,9 +212,6 @@ def test_transfer_summary_reads_both_evaluations(study, calls, tmp_path):
 
 
 def test_python_m_helpers_train_passes_the_model_on(monkeypatch):
-    from helpers import train
-    from helpers.__main__ import main
-
     seen = {}
     monkeypatch.setattr(train, "run", lambda profile, **kw: seen.update(kw))
     assert main(["train", "--profile", "smoke", "--model", "resnet50"]) == 0
@@ -223,11 +223,11 @@ def test_false_negative_grid_falls_back_to_the_nearest_images(study, calls, tmp_
     folder.mkdir()
     for i in range(3):
         _noise(80, 80, 150 + 20 * i, 256, seed=i).save(folder / f"b_{i}.png")
-    result = ev.evaluate(study, images_dir=folder, label="generated")
+    result = evaluate(study, images_dir=folder, label="generated")
     assert (result["predictions"]["predicted"] == 1).all()
-    plain = ev.false_negative_grid(result)
+    plain = views.false_negative_grid(result)
     assert "no false negatives" in " ".join(t.get_text() for ax in plain.axes for t in ax.texts)
-    near = ev.false_negative_grid(result, n=2, closest=True)
+    near = views.false_negative_grid(result, n=2, closest=True)
     assert "nearest" in near._suptitle.get_text()
     shown = [ax.get_title() for ax in near.axes if ax.get_title()]
     lowest = result["predictions"]["p_generated"].nsmallest(2)
@@ -250,9 +250,6 @@ def test_chapter5_runs_with_no_other_generators_folder(data_root, capsys):
 
 
 def test_chapter5_notebook_never_assumes_a_folder():
-    import json as _json
-    from pathlib import Path
-
-    nb = _json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "05_ablation_and_transfer.ipynb").read_text())
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "05_ablation_and_transfer.ipynb").read_text())
     code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert "next(iter(" not in code and "transfer.predict_target(P, folders)" in code

@@ -1,4 +1,5 @@
-"""Chapter 2's augmentation: seeded, exact, in range, resumable, and its control."""
+"""Chapter 2's augmentation: Algorithm 1 (seeded, exact, in range) and the step (resumable, and
+its control)."""
 
 import json
 
@@ -7,9 +8,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import augment, generate, real_data
-from helpers import manifest as mf
-from helpers.profiles import PROFILES, get_profile
+from helpers.augment import algorithm1, step
+from helpers.data import generate
+from helpers.data import real_data
+from helpers.data import manifest as mf
+from helpers.core.profiles import PROFILES, get_profile
 
 TINY = {"gen_train": 6, "augment_count": 9, "sd_steps": 2}
 
@@ -30,12 +33,12 @@ def test_each_profile_grows_generated_train_to_the_real_count():
 
 
 def test_every_non_empty_subset_is_possible_and_parameters_stay_in_range():
-    assert len(augment.SUBSETS) == 15
+    assert len(algorithm1.SUBSETS) == 15
     ranges = PROFILES["paper"].augment
     rng = np.random.default_rng(0)
     seen = set()
     for _ in range(3000):
-        p = augment.draw(rng, ranges)
+        p = algorithm1.draw(rng, ranges)
         seen.add(tuple(p["ops"]))
         assert p["ops"]
         assert -ranges.rotation_deg <= p.get("angle", 0) <= ranges.rotation_deg
@@ -48,7 +51,7 @@ def test_every_non_empty_subset_is_possible_and_parameters_stay_in_range():
 
 def test_rotation_leaves_no_empty_corner():
     white = Image.new("RGB", (200, 120), (255, 255, 255))
-    out = np.asarray(augment.apply(white, {"ops": ["rotation"], "angle": 15.0}, 0))
+    out = np.asarray(algorithm1.apply(white, {"ops": ["rotation"], "angle": 15.0}, 0))
     assert out.shape == (120, 200, 3) and out.min() > 200  # no black corners
 
 
@@ -56,15 +59,15 @@ def test_same_seed_same_pixels_and_noise_does_not_touch_the_global_rng():
     img = Image.new("RGB", (64, 64), (120, 80, 40))
     params = {"ops": ["noise"], "sigma": 0.03}
     state = __import__("torch").random.get_rng_state()
-    a, b = augment.apply(img, params, 7), augment.apply(img, params, 7)
+    a, b = algorithm1.apply(img, params, 7), algorithm1.apply(img, params, 7)
     assert np.array_equal(np.asarray(a), np.asarray(b))
-    assert not np.array_equal(np.asarray(a), np.asarray(augment.apply(img, params, 8)))
+    assert not np.array_equal(np.asarray(a), np.asarray(algorithm1.apply(img, params, 8)))
     assert __import__("torch").equal(state, __import__("torch").random.get_rng_state())
 
 
 @pytest.mark.slow
 def test_exact_counts_identical_reruns_and_manifest(study, data_root):
-    out = augment.run(study)
+    out = step.run(study)
     assert len(out) == 9 and out.path.is_unique
     frame = mf.load("smoke")  # validates: every path and every source exists
     gen_train = frame[(frame.label_name == "generated") & (frame.split == "train")]
@@ -73,10 +76,10 @@ def test_exact_counts_identical_reruns_and_manifest(study, data_root):
     first = {p: (data_root / p).read_bytes() for p in out.path}
     for p in out.path:
         (data_root / p).unlink()
-    again = augment.run(study)
+    again = step.run(study)
     assert all((data_root / p).read_bytes() == first[p] for p in again.path)
     pd.testing.assert_frame_equal(out, again)
-    drawn = augment.drawn_parameters(frame)
+    drawn = step.drawn_parameters(frame)
     assert len(drawn) == 9 and drawn.aug_ops.str.len().min() > 0
     for params, ops in zip(out.aug_params, out.aug_ops):
         assert set(json.loads(params)) == {k for op in ops.split("+") for k in {
@@ -87,7 +90,7 @@ def test_exact_counts_identical_reruns_and_manifest(study, data_root):
 @pytest.mark.slow
 def test_interrupted_run_finishes_without_duplicates(study, data_root, monkeypatch):
     calls = {"n": 0}
-    real_apply = augment.apply
+    real_apply = algorithm1.apply
 
     def dying_apply(*args):
         calls["n"] += 1
@@ -95,13 +98,13 @@ def test_interrupted_run_finishes_without_duplicates(study, data_root, monkeypat
             raise KeyboardInterrupt
         return real_apply(*args)
 
-    monkeypatch.setattr(augment, "apply", dying_apply)
+    monkeypatch.setattr(algorithm1, "apply", dying_apply)
     with pytest.raises(KeyboardInterrupt):
-        augment.run(study)
+        step.run(study)
     made = sorted((data_root / "smoke/images/generated/train").glob("aug_*.jpg"))
     assert len(made) == 3
-    monkeypatch.setattr(augment, "apply", real_apply)
-    augment.run(study)
+    monkeypatch.setattr(algorithm1, "apply", real_apply)
+    step.run(study)
     made = sorted((data_root / "smoke/images/generated/train").glob("aug_*.jpg"))
     assert len(made) == 9 and not list((data_root / "smoke").rglob("*.tmp"))
     assert len(mf.load("smoke").query("source == 'augmented'")) == 9
@@ -109,12 +112,12 @@ def test_interrupted_run_finishes_without_duplicates(study, data_root, monkeypat
 
 @pytest.mark.slow
 def test_the_control_balances_both_classes(study):
-    with pytest.raises(augment.AugmentError, match="--both-classes"):
-        augment.training_set(augment.run(study).pipe(lambda _: mf.load("smoke")), study, control=True)
-    augment.run(study, both_classes=True)
+    with pytest.raises(algorithm1.AugmentError, match="--both-classes"):
+        step.training_set(step.run(study).pipe(lambda _: mf.load("smoke")), study, control=True)
+    step.run(study, both_classes=True)
     frame = mf.load("smoke")
-    paper_way = augment.training_set(frame, study)
-    control = augment.training_set(frame, study, control=True)
+    paper_way = step.training_set(frame, study)
+    control = step.training_set(frame, study, control=True)
     assert (paper_way.label_name == "real").sum() == study.real_train
     assert not paper_way.source.eq("augmented-real").any()
     real = control[control.label_name == "real"]
@@ -124,7 +127,7 @@ def test_the_control_balances_both_classes(study):
 
 
 def test_changed_ranges_or_counts_are_refused(study):
-    augment.run(study)
-    from helpers.stamps import StaleOutputError
+    step.run(study)
+    from helpers.core.stamps import StaleOutputError
     with pytest.raises(StaleOutputError, match="augment_count"):
-        augment.run(get_profile("smoke", dict(TINY, augment_count=5)))
+        step.run(get_profile("smoke", dict(TINY, augment_count=5)))

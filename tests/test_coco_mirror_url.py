@@ -6,10 +6,10 @@ import pytest
 
 from conftest import serve_coco
 
-from helpers import coco
-from helpers import manifest as mf
+from helpers.data import coco
+from helpers.data import manifest as mf
 from helpers.__main__ import main
-from helpers.profiles import get_profile
+from helpers.core.profiles import get_profile
 
 COUNTS = dict(real_train=10, real_val=3, real_test=4, gen_train=6, gen_val=3, gen_test=4,
               download_workers=4, download_retries=1)

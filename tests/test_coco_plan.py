@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from helpers.coco import image_seed, make_plan, normalise
-from helpers.profiles import PROFILES, get_profile
+from helpers.data.coco import image_seed, make_plan, normalise
+from helpers.core.profiles import PROFILES, get_profile
 
 
 def _table(n, start=1, shared_every=7):
@@ -75,7 +75,7 @@ def test_too_few_images_is_a_clear_error():
 
 @pytest.mark.parametrize("name", list(PROFILES))
 def test_the_reserve_is_disjoint_and_leaves_the_plan_as_it_was(name, big_tables):
-    from helpers.coco import plan_with_reserve, reserve_size
+    from helpers.data.coco import plan_with_reserve, reserve_size
 
     profile = PROFILES[name]
     real, gen, reserve = plan_with_reserve(profile, *big_tables)
@@ -102,7 +102,7 @@ def _pairs(n, start):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_no_reserve_image_shares_a_caption_with_a_generated_one(seed):
-    from helpers.coco import plan_with_reserve
+    from helpers.data.coco import plan_with_reserve
 
     _, gen, reserve = plan_with_reserve(get_profile("smoke", {"seed": seed}), _pairs(200, 1),
                                         _pairs(120, 10_000))
@@ -111,5 +111,5 @@ def test_no_reserve_image_shares_a_caption_with_a_generated_one(seed):
 
 
 def test_a_reserve_image_is_at_least_five_and_two_percent():
-    from helpers.coco import reserve_size
+    from helpers.data.coco import reserve_size
     assert [reserve_size(n) for n in (4, 250, 595, 11_900)] == [5, 5, 12, 238]

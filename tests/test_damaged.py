@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from test_coco_mirror_url import COUNTS, SETS
 
-from helpers import manifest as mf
+from helpers.data import manifest as mf
 from helpers.__main__ import main
-from helpers.dataset import DamagedImage, ManifestDataset, damaged_message
-from helpers.paths import results_root
+from helpers.classify.dataset import DamagedImage, ManifestDataset, damaged_message
+from helpers.core.paths import results_root
 
 DATA = ["--set", "gen_train=4", "--set", "gen_val=2", "--set", "gen_test=2", "--set", "sd_steps=2"]
 ONE_EPOCH = ["--set", "train_epochs=1", "--set", "train_patience=5"]

@@ -6,10 +6,11 @@ import pytest
 from conftest import jpeg
 from PIL import Image
 
-from helpers import coco, real_data
-from helpers import manifest as mf
-from helpers.profiles import get_profile
-from helpers.stamps import StaleOutputError
+from helpers.data import coco
+from helpers.data import real_data
+from helpers.data import manifest as mf
+from helpers.core.profiles import get_profile
+from helpers.core.stamps import StaleOutputError
 
 SMALL = dict(real_train=10, real_val=3, real_test=4, gen_train=6, gen_val=3, gen_test=4,
              download_workers=4, download_retries=1)

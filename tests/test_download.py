@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from helpers.download import DownloadError, Job, download_file, download_many
+from helpers.core.download import DownloadError, Job, download_file, download_many
 
 BODY = os.urandom(300_000)
 
@@ -102,7 +102,7 @@ def test_a_file_rejected_once_is_fetched_again_and_kept_when_whole(tmp_path, fil
 
 
 def test_missing_and_corrupt_are_told_apart_from_the_network(tmp_path, file_server):
-    from helpers.download import BadDownload
+    from helpers.core.download import BadDownload
 
     file_server.files["/a.bin"] = BODY
     jobs = [Job(file_server.url + "/gone.bin", tmp_path / "gone.bin"),

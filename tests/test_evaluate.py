@@ -1,13 +1,11 @@
 """Evaluation with a stand-in classifier (CPU, offline): bad inputs, re-encoding, files, figures, commands.
 
 The stand-in scores brightness, so bright "generated" and dark "real" test images are told apart
-and the expected metrics are known. The real classifier (helpers.models) is never imported here.
+and the expected metrics are known. The real classifier (helpers.classify.models) is never built here.
 """
 
 import io
 import json
-import sys
-import types
 
 import matplotlib
 
@@ -20,10 +18,16 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import evaluate as ev
-from helpers import manifest as mf
-from helpers.checkpoints import CheckpointError
-from helpers.profiles import get_profile
+from helpers import classify as ev  # the package's public names
+from helpers.__main__ import main
+from helpers.book import ch4_train as views
+from helpers.classify import classifier
+from helpers.classify.evaluation import evaluate
+from helpers.classify.transform import model_input
+from helpers.core.checkpoints import CheckpointError
+from helpers.core.paths import results_root
+from helpers.core.profiles import get_profile
+from helpers.data import manifest as mf
 
 
 class Brightness(torch.nn.Module):
@@ -76,7 +80,7 @@ def calls(monkeypatch):
         count.append(str(checkpoint))
         return Brightness(2 if profile.train_head == "paper" else 1)
 
-    monkeypatch.setattr(ev, "load_classifier", fake)
+    monkeypatch.setattr(classifier, "load_classifier", fake)
     return count
 
 
@@ -124,7 +128,8 @@ def test_predict_lists_bad_inputs_and_scores_the_good_ones(tmp_path):
 
 def test_heads_read_the_right_output():
     imgs = [_noise(40, 40, 200, 256), _noise(40, 40, 0, 50)]
-    x = torch.stack([ev.to_model_input(i, 32) for i in imgs])
+    to_input = model_input(Brightness(), 32)
+    x = torch.stack([to_input(i) for i in imgs])
     assert x.shape == (2, 3, 32, 32)
     paper = ev.probabilities(Brightness(2)(x), "paper")
     logit = ev.probabilities(Brightness(1)(x), "logit")
@@ -135,10 +140,13 @@ def test_heads_read_the_right_output():
         ev.probabilities(Brightness(2)(x), "logit")
 
 
-def test_model_input_is_square_and_normalised():
-    x = ev.to_model_input(Image.new("RGB", (120, 60), (255, 255, 255)), 48)
+def test_a_plain_module_gets_timms_default_input():
+    """A model without a timm configuration (the stand-in) gets timm's defaults: bicubic, ImageNet."""
+    to_input = model_input(Brightness(), 48)
+    assert (to_input.size, to_input.interpolation) == (48, "bicubic")
+    x = to_input(Image.new("RGB", (120, 60), (255, 255, 255)))
     assert x.shape == (3, 48, 48)
-    assert torch.allclose(x[:, 0, 0], (1 - torch.tensor(ev.IMAGENET_MEAN)) / torch.tensor(ev.IMAGENET_STD))
+    assert torch.allclose(x[:, 0, 0], (1 - torch.tensor(to_input.mean)) / torch.tensor(to_input.std))
 
 
 @pytest.mark.parametrize("spec", ["jpeg:50", ("jpeg", 95), "resize:40", ("resize", 64)])
@@ -170,7 +178,7 @@ def test_eval_names():
 # -- evaluation files ---------------------------------------------------------------------------
 
 def test_evaluate_writes_predictions_and_metrics_and_reuses_them(study, calls):
-    result = ev.evaluate(study, batch_size=4)
+    result = evaluate(study, batch_size=4)
     assert result["name"] == "paper-best_test" and not result["reused"]
     folder = result["dir"]
     pred = pd.read_csv(folder / "predictions.csv")
@@ -185,22 +193,35 @@ def test_evaluate_writes_predictions_and_metrics_and_reuses_them(study, calls):
     assert saved["settings"]["train_head"] == "paper" and saved["settings"]["reencode"] is None
     assert len(calls) == 1
     # a rerun reads the files back without loading the model
-    again = ev.evaluate(study)
+    again = evaluate(study)
     assert again["reused"] and len(calls) == 1 and again["metrics"] == result["metrics"]
     pd.testing.assert_frame_equal(again["predictions"], result["predictions"], check_dtype=False)
     # a re-encoding is another evaluation beside it; a new checkpoint file is evaluated again
-    jpeg = ev.evaluate(study, reencode="jpeg:50")
+    jpeg = evaluate(study, reencode="jpeg:50")
     assert jpeg["name"] == "paper-best_test_jpeg50" and (jpeg["dir"] / "metrics.json").exists()
     assert len(calls) == 2
     torch.save({"model": Brightness(scale=4.0).state_dict()}, ev.default_checkpoint(study))
-    assert not ev.evaluate(study)["reused"] and len(calls) == 3
+    assert not evaluate(study)["reused"] and len(calls) == 3
     assert ev.load_result(study, "paper-best_test")["metrics"]["accuracy"] == 1.0
+
+
+def test_results_of_another_input_transform_are_predicted_again(study, calls):
+    """An evaluation saved before the one model-input transform (its settings do not name it) was
+    made with a fixed bilinear resize: it is predicted again, not read back."""
+    first = evaluate(study)
+    path = first["dir"] / "metrics.json"
+    saved = json.loads(path.read_text())
+    del saved["settings"]["model_input"]
+    path.write_text(json.dumps(saved))
+    again = evaluate(study)
+    assert not again["reused"] and len(calls) == 2
+    assert json.loads(path.read_text())["settings"]["model_input"] == first["settings"]["model_input"]
 
 
 def test_a_folder_of_generated_images_only(study, calls, tmp_path):
     folder = tmp_path / "dalle2"
     _bad_and_good_folder(folder)
-    result = ev.evaluate(study, images_dir=folder, label="generated")
+    result = evaluate(study, images_dir=folder, label="generated")
     assert result["name"] == "paper-best_dalle2"
     m = result["metrics"]
     assert m["n_generated"] == 4 and m["n_real"] == 0
@@ -217,55 +238,55 @@ def test_a_folder_of_generated_images_only(study, calls, tmp_path):
 
 def test_labels_and_folders_are_checked(study, calls, tmp_path):
     with pytest.raises(ev.EvaluateError, match="--label generated or --label real"):
-        ev.evaluate(study, images_dir=tmp_path)
+        evaluate(study, images_dir=tmp_path)
     with pytest.raises(ev.EvaluateError, match="go with --images"):
-        ev.evaluate(study, label="real")
+        evaluate(study, label="real")
     with pytest.raises(ev.EvaluateError, match="not a folder"):
-        ev.evaluate(study, images_dir=tmp_path / "nope", label="real")
+        evaluate(study, images_dir=tmp_path / "nope", label="real")
     with pytest.raises(ev.EvaluateError, match="python -m helpers train"):
-        ev.evaluate(study, checkpoint=tmp_path / "missing.pt")
+        evaluate(study, checkpoint=tmp_path / "missing.pt")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.jpg").write_text("no")
     with pytest.raises(ev.EvaluateError, match="could be read"):
-        ev.evaluate(study, images_dir=tmp_path / "junk", label="real")
+        evaluate(study, images_dir=tmp_path / "junk", label="real")
 
 
 def test_shortcut_table(study, calls):
-    table = ev.shortcut_table(study, qualities=(95, 50), sides=(48,))
+    table = views.shortcut_table(study, qualities=(95, 50), sides=(48,))
     assert list(table.index) == ["unchanged", "JPEG q95", "JPEG q50", "resized to 48 px and back"]
     assert {"accuracy", "roc_auc", "accuracy change (points)", "mean |change of P|"} <= set(table.columns)
     assert table.loc["unchanged", "accuracy change (points)"] == 0
     assert table.loc["unchanged", "mean |change of P|"] == 0
     assert (table["images"] == 6).all()
     assert len(calls) == 1  # one model for every condition
-    assert (ev.results_root("smoke") / "eval" / "paper-best_test_resize48" / "metrics.json").exists()
+    assert (results_root("smoke") / "eval" / "paper-best_test_resize48" / "metrics.json").exists()
 
 
 def test_figures(study, calls, tmp_path):
-    test = ev.evaluate(study)
+    test = evaluate(study)
     folder = tmp_path / "imagen"
     _bad_and_good_folder(folder)
-    only_gen = ev.evaluate(study, images_dir=folder, label="generated")
+    only_gen = evaluate(study, images_dir=folder, label="generated")
     # make one false negative: a generated image called real
     flipped = dict(test, predictions=test["predictions"].assign(
         predicted=lambda d: np.where(d.index == 3, 0, d.predicted),
         p_generated=lambda d: np.where(d.index == 3, 0.2, d.p_generated)))
-    figs = [ev.confusion_figure(test), ev.confusion_figure(only_gen),
-            ev.roc_figure({"test": test, "Imagen": only_gen}), ev.roc_figure([test]),
-            ev.prediction_grid(test, n=4), ev.prediction_grid(only_gen, n=3),
-            ev.false_negative_grid(test), ev.false_negative_grid(flipped, n=2)]
+    figs = [views.confusion_figure(test), views.confusion_figure(only_gen),
+            views.roc_figure({"test": test, "Imagen": only_gen}), views.roc_figure([test]),
+            views.prediction_grid(test, n=4), views.prediction_grid(only_gen, n=3),
+            views.false_negative_grid(test), views.false_negative_grid(flipped, n=2)]
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure)
     legend = [t.get_text() for t in figs[2].axes[0].get_legend().get_texts()]
     assert any("AUC 1.0000" in t for t in legend) and any("one class only" in t for t in legend)
     assert "no false negatives" in figs[6].axes[0].texts[0].get_text()
     assert "WRONG" in figs[7].axes[0].get_title()
-    assert ev.metrics_table({"test": test, "Imagen": only_gen}).loc["Imagen", "roc_auc"] is None
+    assert views.metrics_table({"test": test, "Imagen": only_gen}).loc["Imagen", "roc_auc"] is None
     for fig in figs:
         plt.close(fig)
 
 
-# -- loading the classifier (with a stand-in for helpers.models) --------------------------------
+# -- loading the classifier (with a stand-in for helpers.classify.models.build_model) ------------------
 
 def test_load_classifier_loads_strictly(monkeypatch, tmp_path):
     built = []
@@ -274,7 +295,7 @@ def test_load_classifier_loads_strictly(monkeypatch, tmp_path):
         built.append(pretrained)
         return Brightness(2 if profile.train_head == "paper" else 1, scale=1.0)
 
-    monkeypatch.setitem(sys.modules, "helpers.models", types.SimpleNamespace(build_model=build_model))
+    monkeypatch.setattr(classifier, "build_model", build_model)
     trained = Brightness(scale=7.0)
     torch.save({"model": trained.state_dict(), "epoch": 3}, tmp_path / "best.pt")
     model = ev.load_classifier(get_profile("smoke"), tmp_path / "best.pt")
@@ -292,8 +313,6 @@ def test_load_classifier_loads_strictly(monkeypatch, tmp_path):
 
 def _cli(argv):
     """``python -m helpers ARGV``, in this process: its exit status."""
-    from helpers.__main__ import main
-
     return main(argv)
 
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import manifest as mf
-from helpers import real_data
-from helpers.generate import raw_path, read_plan, shard
-from helpers.profiles import get_profile
+from helpers.data import manifest as mf
+from helpers.data import real_data
+from helpers.data.generate import raw_path, read_plan, shard
+from helpers.core.profiles import get_profile
 
 STEPS = "sd_steps=12"  # slow enough to stop mid-run
 
@@ -38,7 +38,7 @@ def test_shards_are_disjoint_and_cover_the_plan():
 
 
 def test_generate_without_a_plan_says_to_run_data_first(data_root):
-    from helpers.generate import GenerationError
+    from helpers.data.generate import GenerationError
     with pytest.raises(GenerationError, match="python -m helpers data --profile smoke"):
         read_plan(get_profile("smoke"))
 

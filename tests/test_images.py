@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.images import BadImage, convert_file, encode, load_rgb, preprocess
-from helpers.profiles import get_profile
-from helpers.real_data import convert_all
+from helpers.data.images import BadImage, convert_file, encode, load_rgb, png_bytes, preprocess
+from helpers.core.profiles import get_profile
+from helpers.data.real_data import convert_all
 
 PROFILE = get_profile("smoke")
 
@@ -143,3 +143,11 @@ def test_encode_png_is_lossless():
     img = _photo(64, 64)
     png = encode(img, get_profile("smoke", {"store_format": "PNG"}))
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(img))
+
+
+def test_png_bytes_keep_every_pixel():
+    img = _photo(37, 23)
+    data = png_bytes(img)
+    assert data.startswith(b"\x89PNG")
+    back = Image.open(io.BytesIO(data))
+    assert back.size == (37, 23) and np.array_equal(np.asarray(back), np.asarray(img))

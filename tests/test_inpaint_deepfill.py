@@ -1,4 +1,5 @@
-"""DeepFill v2 (helpers.inpaint_deepfill): layers, layouts, checkpoints, the inpainter. CPU, offline."""
+"""DeepFill v2 (helpers.inpaint.deepfill and .deepfill_layers): layers, layouts, checkpoints, the
+inpainter. CPU, offline."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from helpers.checkpoints import CheckpointError
-from helpers.inpaint_deepfill import (ContextualAttention, DeepFillInpainter, GConv, Generator,
-                                      GeneratorTF, load_generator, make, upgrade_state)
+from helpers.core.checkpoints import CheckpointError
+from helpers.inpaint.deepfill import (DeepFillInpainter, Generator, GeneratorTF, load_generator, make,
+                                      upgrade_state)
+from helpers.inpaint.deepfill_layers import ContextualAttention, GConv
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from helpers.checkpoints import CheckpointError, load_into, load_state
-from helpers.inpaint_pconv import (WHAT, PartialConv2d, PConvInpainter, PConvUNet, load_checkpoint,
-                                   make)
+from helpers.core.checkpoints import CheckpointError, load_into, load_state
+from helpers.inpaint.pconv import WHAT, PartialConv2d, PConvInpainter, PConvUNet, load_checkpoint, make
 
 SIDE = 128  # the smallest side that survives 7 halvings
 

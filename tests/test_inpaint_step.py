@@ -5,9 +5,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import generate, inpaint_step, real_data
-from helpers import inpaint_views as views
-from helpers.profiles import get_profile
+from helpers.data import generate
+from helpers.inpaint import step as inpaint_step
+from helpers.data import real_data
+from helpers.book import ch3_inpaint as views
+from helpers.core.profiles import get_profile
 
 SMALL = {"inpaint_count": 3, "sd_steps": 2}
 
@@ -91,7 +93,7 @@ def test_missing_folder_and_object_masks_without_annotations_are_clear(study):
 def test_offline_a_model_without_its_weights_is_skipped_and_the_chapter_says_so(study, monkeypatch, capsys):
     """(b) The published weights cannot be fetched: the step exits 0 with a marker, and every view
     of Chapter 3 works without that model and says how to add it."""
-    from helpers import inpaint_weights
+    from helpers.inpaint import weights as inpaint_weights
     from helpers.__main__ import main
 
     def offline(drive_id, output):

@@ -1,4 +1,4 @@
-"""The published inpainting weights (helpers.inpaint_weights): where they go, the first fetch, the
+"""The published inpainting weights (helpers.inpaint.weights): where they go, the first fetch, the
 sha256 record and its check, hand-placed files, the offline message, and which weights a profile
 loads. Offline: the Drive download is replaced by a stand-in; the rehearsal's stand-in checkpoints
 (helpers.rehearsal.checkpoints) are the real architectures in the published layouts."""
@@ -11,11 +11,11 @@ import gdown
 import pytest
 import torch
 
-from helpers import inpaint_weights as iw
-from helpers.checkpoints import CheckpointError
-from helpers.inpaint_deepfill import Generator
-from helpers.inpaint_step import build
-from helpers.profiles import get_profile
+from helpers.inpaint import weights as iw
+from helpers.core.checkpoints import CheckpointError
+from helpers.inpaint.deepfill import Generator
+from helpers.inpaint.step import build
+from helpers.core.profiles import get_profile
 from helpers.rehearsal.checkpoints import deepfill_checkpoint, place_standin_checkpoints
 
 
@@ -36,7 +36,8 @@ def no_download(monkeypatch):
 
 @pytest.fixture
 def drive(monkeypatch):
-    """Stands in for Google Drive: gdown.download writes ``drive.files[id]`` (bytes) to ``output``."""
+    """Stands in for Google Drive: gdown.download writes ``drive.files[id]`` (bytes) to ``output``
+    (an open file, as the book passes it, or a path)."""
     class Drive:
         def __init__(self):
             self.files: dict[str, bytes] = {}
@@ -46,7 +47,10 @@ def drive(monkeypatch):
             self.calls.append(id)
             if id not in self.files:
                 raise gdown.exceptions.FileURLRetrievalError("Failed to retrieve file url")
-            Path(output).write_bytes(self.files[id])
+            if isinstance(output, str):
+                Path(output).write_bytes(self.files[id])
+            else:
+                output.write(self.files[id])
             return output
 
     drive = Drive()

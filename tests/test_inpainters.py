@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.inpaint_step import InpaintError, build
-from helpers.inpainters import Classical, composite
-from helpers.masks import free_form
-from helpers.profiles import get_profile
+from helpers.inpaint.step import InpaintError, build
+from helpers.inpaint.interface import Classical, composite
+from helpers.inpaint.masks import free_form
+from helpers.core.profiles import get_profile
 
 
 def _image(w=96, h=64):

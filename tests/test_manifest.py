@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from helpers import manifest as mf
-from helpers.dataset import ManifestDataset
-from helpers.paths import UnsafePathError, inside
+from helpers.data import manifest as mf
+from helpers.classify.dataset import ManifestDataset
+from helpers.core.paths import UnsafePathError, inside
 
 
 def _frame(root, paths, labels=None):

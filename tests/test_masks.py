@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import masks as mk
+from helpers.inpaint import masks as mk
 
 
 @pytest.mark.parametrize("ratio", [0.05, 0.15, 0.3])

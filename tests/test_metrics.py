@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from helpers.metrics import binary_metrics, bootstrap_ci, mcnemar, roc_points
+from helpers.classify.metrics import binary_metrics, bootstrap_ci, mcnemar, roc_points
 
 # Ties on purpose: three images at exactly 0.5 (predicted generated: p >= threshold) and two at 0.8.
 Y_TIES = np.array([0, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 1])

@@ -1,6 +1,6 @@
 import pytest
 
-from helpers.profiles import PROFILES, ProfileError, get_profile, parse_sets, to_sets
+from helpers.core.profiles import PROFILES, ProfileError, get_profile, parse_sets, to_sets
 
 
 def test_default_is_smoke(monkeypatch):

@@ -1,4 +1,5 @@
-"""helpers.quality: NIQE offline, FID and SIFID through pytorch-fid, and the bootstrap.
+"""The scores of Chapter 3: NIQE offline (helpers.inpaint.niqe), FID and SIFID through pytorch-fid
+(helpers.inpaint.fid, .inception), and the bootstrap of two groups (helpers.inpaint.quality).
 
 CPU only and offline: every test runs with a private TORCH_HOME and data root, sockets refused and
 torch-hub's downloader replaced by a failure, so any attempt to fetch weights fails the test.
@@ -15,13 +16,13 @@ import scipy.io
 import torch
 from PIL import Image, ImageFilter
 
-from helpers import quality
+from helpers.inpaint import fid, inception, niqe, quality
 
 pytestmark = pytest.mark.slow
 
 
 def _no_network(*args, **kwargs):
-    raise AssertionError("helpers.quality tried to use the network")
+    raise AssertionError("a score of helpers.inpaint tried to use the network")
 
 
 @pytest.fixture(scope="module")
@@ -34,28 +35,28 @@ def offline_env(tmp_path_factory):
         mp.setattr(socket.socket, "connect", _no_network)
         mp.setattr(socket.socket, "connect_ex", _no_network)
         mp.setattr(torch.hub, "download_url_to_file", _no_network)
-        quality._INCEPTIONS.clear()
-        quality._NIQE_METRICS.clear()
+        inception._INCEPTIONS.clear()
+        niqe._NIQE_METRICS.clear()
         yield base
-        quality._INCEPTIONS.clear()
-        quality._NIQE_METRICS.clear()
+        inception._INCEPTIONS.clear()
+        niqe._NIQE_METRICS.clear()
 
 
 @pytest.fixture(scope="module")
 def standin(offline_env):
-    return quality.ensure_standin_inception_weights()
+    return inception.ensure_standin_inception_weights()
 
 
 @pytest.fixture(scope="module")
 def pool_model(standin):
     with pytest.warns(UserWarning, match="stand-in"):
-        return quality.inception_model(3, "cpu")
+        return inception.inception_model(3, "cpu")
 
 
 @pytest.fixture(scope="module")
 def sifid_net(standin):
     with pytest.warns(UserWarning, match="stand-in"):
-        return quality.sifid_model("cpu")
+        return fid.sifid_model("cpu")
 
 
 def _photo(name: str, side: int) -> Image.Image:
@@ -73,25 +74,25 @@ def _noised(img: Image.Image, sigma: float, seed: int = 0) -> Image.Image:
 # ------------------------------------------------------------------------------------- NIQE -----
 
 def test_carried_niqe_parameters_are_the_published_ones(offline_env):
-    digest = hashlib.sha256(quality.NIQE_PARAMS_FILE.read_bytes()).hexdigest()
+    digest = hashlib.sha256(niqe.NIQE_PARAMS_FILE.read_bytes()).hexdigest()
     assert digest == "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"
-    mu, cov = quality.niqe_pristine_params()
+    mu, cov = niqe.niqe_pristine_params()
     assert mu.shape == (1, 36) and cov.shape == (36, 36)
     assert np.allclose(cov, cov.T)
 
-    path = quality.write_niqe_mat()
+    path = niqe.write_niqe_mat()
     assert path == offline_env / "data" / "cache" / "niqe_pris_params.mat"
     mat = scipy.io.loadmat(path)
-    with np.load(quality.NIQE_PARAMS_FILE) as raw:
+    with np.load(niqe.NIQE_PARAMS_FILE) as raw:
         assert np.array_equal(mat["mu_prisparam"], raw["mu_pris_param"])
         assert np.array_equal(mat["cov_prisparam"], raw["cov_pris_param"])
     assert mat["mu_prisparam"].dtype == np.float64 and mat["cov_prisparam"].dtype == np.float64
 
     # an unchanged file is left alone; a damaged one is written again
     stamp = path.stat().st_mtime_ns
-    assert quality.write_niqe_mat() == path and path.stat().st_mtime_ns == stamp
+    assert niqe.write_niqe_mat() == path and path.stat().st_mtime_ns == stamp
     path.write_bytes(b"damaged")
-    quality.write_niqe_mat()
+    niqe.write_niqe_mat()
     assert np.array_equal(scipy.io.loadmat(path)["cov_prisparam"], cov)
 
 
@@ -101,20 +102,20 @@ def test_niqe_prefers_the_photograph_to_its_blurred_and_noised_versions(offline_
     noised = _noised(photo, 25)
     other = _photo("coffee", 192)
     # two sizes, batches of two: images are grouped by size and the scores come back in order
-    scores = quality.niqe([photo, other, blurred, noised], device="cpu", batch_size=2)
+    scores = niqe.niqe([photo, other, blurred, noised], device="cpu", batch_size=2)
     assert scores.shape == (4,) and scores.dtype == np.float64 and np.isfinite(scores).all()
     assert scores[0] < scores[2] and scores[0] < scores[3]
-    alone = np.array([quality.niqe([im], device="cpu")[0] for im in (photo, other)])
+    alone = np.array([niqe.niqe([im], device="cpu")[0] for im in (photo, other)])
     assert np.allclose(scores[:2], alone, rtol=1e-9)
 
     # pyiqa got the carried parameters, not downloaded ones
-    net = quality.niqe_metric("cpu").net
-    mu, cov = quality.niqe_pristine_params()
+    net = niqe.niqe_metric("cpu").net
+    mu, cov = niqe.niqe_pristine_params()
     assert np.array_equal(net.mu_pris_param.numpy(), mu.ravel())
     assert np.array_equal(net.cov_pris_param.numpy(), cov)
 
     with pytest.raises(quality.QualityError, match="96x96"):
-        quality.niqe([_photo("coffee", 96)], device="cpu")
+        niqe.niqe([_photo("coffee", 96)], device="cpu")
 
 
 # ------------------------------------------------------------------------ Frechet distance -----
@@ -137,10 +138,10 @@ def test_frechet_distance_is_zero_on_itself_and_matches_the_closed_form(method):
     x = _exact_gaussian_sample(rng, 500, mu1, var1)
     y = _exact_gaussian_sample(rng, 700, mu2, var2)
 
-    assert abs(quality.frechet_distance(x, x, method=method)) <= 1e-6 * var1.sum()
+    assert abs(fid.frechet_distance(x, x, method=method)) <= 1e-6 * var1.sum()
     # diagonal covariances commute: tr(S1 + S2 - 2 (S1 S2)^1/2) = sum (sqrt v1 - sqrt v2)^2
     closed = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(var1) - np.sqrt(var2)) ** 2)
-    assert quality.frechet_distance(x, y, method=method) == pytest.approx(closed, rel=1e-9)
+    assert fid.frechet_distance(x, y, method=method) == pytest.approx(closed, rel=1e-9)
 
 
 @pytest.mark.parametrize("n", [6, 400])
@@ -149,14 +150,14 @@ def test_exact_route_agrees_with_pytorch_fid(n):
     rng = np.random.default_rng(n)
     a = rng.normal(size=(n, 120))
     b = 1.3 * rng.normal(size=(n + 5, 120)) + 0.1
-    ref = quality.frechet_distance(a, b, method="pytorch-fid")
-    assert quality.frechet_distance(a, b, method="exact") == pytest.approx(ref, rel=1e-5)
-    assert abs(quality.frechet_distance(a, a, method="exact")) <= 1e-9 * np.trace(np.cov(a, rowvar=False))
+    ref = fid.frechet_distance(a, b, method="pytorch-fid")
+    assert fid.frechet_distance(a, b, method="exact") == pytest.approx(ref, rel=1e-5)
+    assert abs(fid.frechet_distance(a, a, method="exact")) <= 1e-9 * np.trace(np.cov(a, rowvar=False))
 
 
 def test_one_sample_has_no_covariance():
     with pytest.raises(quality.QualityError, match="undefined"):
-        quality.frechet_distance(np.ones((1, 2048)), np.zeros((1, 2048)))
+        fid.frechet_distance(np.ones((1, 2048)), np.zeros((1, 2048)))
 
 
 # ------------------------------------------------------------------ stand-in Inception, FID -----
@@ -165,10 +166,10 @@ def test_pytorch_fid_loads_the_standin_offline_and_fid_of_a_set_with_itself_is_z
         offline_env, standin, pool_model):
     from pytorch_fid.inception import fid_inception_v3
 
-    path = quality.inception_weights_path()
+    path = inception.inception_weights_path()
     assert path == offline_env / "torch" / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
     assert standin is True and path.is_file()
-    status = quality.inception_weights_status()
+    status = inception.inception_weights_status()
     assert status["exists"] and status["standin"] and not status["sha256"].startswith("6726825d")
 
     # pytorch-fid's own loading path, unchanged: torch.hub finds the file and loads it strictly
@@ -178,29 +179,29 @@ def test_pytorch_fid_loads_the_standin_offline_and_fid_of_a_set_with_itself_is_z
     assert type(net.Mixed_7c).__name__ == "FIDInceptionE_2"
 
     images = [_photo("astronaut", 64), _photo("coffee", 64), _photo("chelsea", 80), _photo("rocket", 64)]
-    feats = quality.pool_features(images, pool_model)
+    feats = fid.pool_features(images, pool_model)
     assert feats.shape == (4, 2048) and np.isfinite(feats).all() and feats.std() > 1e-3
     spread = np.trace(np.cov(feats, rowvar=False))
-    assert abs(quality.frechet_distance(feats, feats)) <= 1e-6 * spread  # FID of the set with itself
-    between = quality.fid(images[:2], images[2:], model=pool_model)
+    assert abs(fid.frechet_distance(feats, feats)) <= 1e-6 * spread  # FID of the set with itself
+    between = fid.fid(images[:2], images[2:], model=pool_model)
     assert between > 1e-3 * spread
-    assert between == pytest.approx(quality.frechet_distance(feats[:2], feats[2:]), rel=1e-6)
+    assert between == pytest.approx(fid.frechet_distance(feats[:2], feats[2:]), rel=1e-6)
     with pytest.raises(quality.QualityError, match="two images"):
-        quality.fid(images[:1], images, model=pool_model)
+        fid.fid(images[:1], images, model=pool_model)
 
 
 def test_ensure_standin_never_overwrites(offline_env, standin, tmp_path, monkeypatch):
-    path = quality.inception_weights_path()
+    path = inception.inception_weights_path()
     before = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert quality.ensure_standin_inception_weights(seed=123) is True
+    assert inception.ensure_standin_inception_weights(seed=123) is True
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
     # a file already there (here a placeholder for the real one) is left exactly as it is
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "other"))
-    other = quality.inception_weights_path()
+    other = inception.inception_weights_path()
     other.parent.mkdir(parents=True)
     other.write_bytes(b"someone else's weights")
-    assert quality.ensure_standin_inception_weights() is True  # not the published file
+    assert inception.ensure_standin_inception_weights() is True  # not the published file
     assert other.read_bytes() == b"someone else's weights"
     assert sorted(p.name for p in other.parent.iterdir()) == [other.name]
 
@@ -211,13 +212,13 @@ def test_sifid_is_zero_on_itself_and_grows_with_blur(sifid_net):
     photo = _photo("astronaut", 96)
     light = photo.filter(ImageFilter.GaussianBlur(1))
     heavy = photo.filter(ImageFilter.GaussianBlur(4))
-    assert abs(quality.sifid(photo, photo, model=sifid_net)) < 1e-6
-    s_light = quality.sifid(photo, light, model=sifid_net)
-    s_heavy = quality.sifid(photo, heavy, model=sifid_net)
+    assert abs(fid.sifid(photo, photo, model=sifid_net)) < 1e-6
+    s_light = fid.sifid(photo, light, model=sifid_net)
+    s_heavy = fid.sifid(photo, heavy, model=sifid_net)
     assert 0 < s_light < s_heavy
 
     other = _photo("coffee", 64)  # pairs of mixed sizes share batches by size
-    batched = quality.sifid_pairs([(photo, light), (photo, heavy), (other, other)], model=sifid_net)
+    batched = fid.sifid_pairs([(photo, light), (photo, heavy), (other, other)], model=sifid_net)
     assert batched.shape == (3,) and batched.dtype == np.float64
     assert np.allclose(batched[:2], [s_light, s_heavy], rtol=1e-6)
     assert abs(batched[2]) < 1e-6

@@ -4,7 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from helpers.profiles import get_profile
+from helpers.core.profiles import get_profile
 from helpers.rehearsal import orchestrate, timings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +50,16 @@ def test_the_running_page_shows_each_report_and_what_is_still_to_be_measured(tmp
     assert "CPU (x86_64, 2 cores)" in out and "still to be taken" in out
     assert timings.step_table(report).loc[0, "step"] == "python -m helpers data"
     assert timings.summary(timings.reports(tmp_path)).loc[0, "book build (min)"] == 10.0
+
+
+def test_a_passed_rehearsal_deletes_its_checkpoints_and_keeps_the_rest(tmp_path):
+    run = tmp_path / "results" / "paper" / "train" / "paper"
+    run.mkdir(parents=True)
+    (run / "last.pt").write_bytes(b"x" * 3000)
+    (run / "best.pt").write_bytes(b"x" * 1000)
+    (run / "metrics.csv").write_text("epoch\n1\n")
+    (tmp_path / "hf-home").mkdir()
+    (tmp_path / "hf-home" / "model.safetensors").write_bytes(b"w")
+    assert orchestrate.release_checkpoints(tmp_path) == 4000
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.csv"]
+    assert (tmp_path / "hf-home" / "model.safetensors").exists()

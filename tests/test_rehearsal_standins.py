@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import requests
 
-from helpers import coco
-from helpers.download import DownloadError, download_file
-from helpers.images import BadImage, load_rgb
-from helpers.masks import coco_object
-from helpers.profiles import SD2_768, SD2_BASE_512, get_profile
+from helpers.data import coco
+from helpers.core.download import DownloadError, download_file
+from helpers.data.images import BadImage, load_rgb
+from helpers.inpaint.masks import coco_object
+from helpers.core.profiles import SD2_768, SD2_BASE_512, get_profile
 from helpers.rehearsal import (
     BAD_KINDS,
     SD2_INPAINT,
@@ -33,7 +33,7 @@ from helpers.rehearsal import (
     serve,
 )
 from helpers.rehearsal import hub as hub_module
-from helpers.rehearsal.coco_mirror import CATEGORIES, SIZES
+from helpers.rehearsal.coco_annotations import CATEGORIES, SIZES
 
 REPO = Path(__file__).resolve().parents[1]
 TIMM_NAME = "convnext_tiny.fb_in22k_ft_in1k_384"  # course's classifier: the real architecture, 28 M weights
@@ -256,9 +256,10 @@ from PIL import Image
 import numpy as np
 from safetensors.torch import load_file
 from huggingface_hub import try_to_load_from_cache
-from helpers import generate, models
-from helpers.inpaint_sd import SDInpainter
-from helpers.profiles import get_profile
+from helpers.classify import models
+from helpers.core.profiles import get_profile
+from helpers.data import generate
+from helpers.inpaint.sd import SDInpainter
 
 out = {{}}
 profile = get_profile("course", dict(sd_steps=2, sd_resolution=64))

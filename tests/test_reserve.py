@@ -5,10 +5,10 @@ import pandas as pd
 from conftest import jpeg
 from test_coco_mirror_url import COUNTS, SETS
 
-from helpers import real_data
-from helpers import manifest as mf
+from helpers.data import real_data
+from helpers.data import manifest as mf
 from helpers.__main__ import main
-from helpers.profiles import get_profile
+from helpers.core.profiles import get_profile
 
 
 def _url(row) -> str:

@@ -13,13 +13,14 @@ import nbformat
 import pandas as pd
 import pytest
 
-from helpers import manifest as mf
-from helpers import paper
-from helpers import results_page as rp
-from helpers.metrics import binary_metrics
-from helpers.paths import atomic_write_text, results_root
-from helpers.profiles import PROFILES
-from helpers.train import write_metrics
+from helpers.data import manifest as mf
+from helpers.core import paper
+from helpers.book import results_page as rp
+from helpers.classify.metrics import binary_metrics
+from helpers.core.paths import results_root
+from helpers.core.files import atomic_write_text
+from helpers.core.profiles import PROFILES
+from helpers.classify.train import write_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "06_results.ipynb"
@@ -44,7 +45,7 @@ def _manifest() -> pd.DataFrame:
 
 
 def _evaluation(folder: Path) -> None:
-    """``metrics.json`` and ``predictions.csv`` in the layout of ``helpers.evaluate``."""
+    """``metrics.json`` and ``predictions.csv`` in the layout of ``helpers.classify.evaluate``."""
     predictions = pd.DataFrame({"path": [f"p{i}.jpg" for i in range(len(LABELS))], "label": LABELS,
                                 "p_generated": PROBS})
     predictions["predicted"] = (predictions.p_generated >= 0.5).astype(int)
@@ -56,7 +57,7 @@ def _evaluation(folder: Path) -> None:
 
 
 def _inpainting(folder: Path) -> None:
-    """``scores.csv`` and ``fid.csv`` in the layout of ``helpers.inpaint_step``: NIQE = index,
+    """``scores.csv`` and ``fid.csv`` in the layout of ``helpers.inpaint.step``: NIQE = index,
     SIFID = 2 x index, so the first 10 average 4.5 and 9.0."""
     rows = [{"model": "pconv", "set": s, "index": i, "key": f"k{i}", "original": "o.png", "result": "r.png",
              "mask": "m.png", "hole_ratio": 0.15, "niqe": float(i), "sifid": 2.0 * i}
@@ -162,9 +163,9 @@ def test_evaluations_lists_every_finished_one(results):
 
 
 def _fake(monkeypatch, module: str, function: str, behaviour) -> None:
-    fake = types.ModuleType(f"helpers.{module}")
+    fake = types.ModuleType(f"helpers.book.{module}")
     setattr(fake, function, behaviour)
-    monkeypatch.setitem(sys.modules, f"helpers.{module}", fake)
+    monkeypatch.setitem(sys.modules, f"helpers.book.{module}", fake)
 
 
 def test_chapter5_reads_the_other_chapters_tables(data_root, monkeypatch):
@@ -174,8 +175,8 @@ def test_chapter5_reads_the_other_chapters_tables(data_root, monkeypatch):
     summary = pd.DataFrame({"images": [12], "accuracy on generated (ours)": [0.25],
                             "accuracy on generated (paper)": [0.0], "balanced accuracy (ours)": [None],
                             "ROC-AUC (ours)": [None], "AP (ours)": [None]}, index=["DALL-E 2"])
-    _fake(monkeypatch, "ablation", "table3", lambda profile: table3)
-    _fake(monkeypatch, "transfer", "summary", lambda profile: summary)
+    _fake(monkeypatch, "ch5_ablation", "table3", lambda profile: table3)
+    _fake(monkeypatch, "ch5_transfer", "summary", lambda profile: summary)
     t3 = rp.table3(SMOKE)
     vgg = _ours(t3, "VGG-16: F1")
     assert vgg.ours == pytest.approx(0.8) and vgg.paper == paper.TABLE3["VGG-16"][1]  # the paper's from paper.py
@@ -188,10 +189,14 @@ def test_chapter5_reads_the_other_chapters_tables(data_root, monkeypatch):
     assert _ours(tr, "DALL-E 2: ROC-AUC, with matched real images").ours == rp.NO_MATCHED_REAL
     assert _ours(tr, "Imagen: accuracy on generated images").ours == rp.NOT_RUN
     assert _ours(tr, "Imagen: accuracy on generated images").note == rp.NOT_EVALUATED
-    values = rp.glue_values(SMOKE)
-    assert values["smoke_vgg16_accuracy"] == pytest.approx(0.9)
-    assert values["smoke_transfer_dalle2_accuracy"] == pytest.approx(0.25)
-    assert "smoke_transfer_imagen_accuracy" not in values
+    values = rp.glue_values(SMOKE)  # names enter keys as their slug (helpers.core.files.slug)
+    assert values["smoke_vgg-16_accuracy"] == pytest.approx(0.9)
+    assert values["smoke_transfer_dall-e-2_accuracy"] == pytest.approx(0.25)
+    assert "smoke_transfer_imagen_accuracy" not in values and "smoke_resnet-50_accuracy" not in values
+    reported = rp.reported_values()
+    assert reported["reported_vgg-16_accuracy"] == paper.TABLE3["VGG-16"][0]
+    assert reported["reported_transfer_dall-e-2_accuracy"] == paper.TRANSFER_ACCURACY["DALL-E 2"]
+    assert {k[len("smoke_"):] for k in values} <= {k[len("reported_"):] for k in reported}  # the paper's twin
     assert {type(v) for v in values.values()} <= {int, float}  # plain numbers, not numpy scalars, for glue
 
 
@@ -201,9 +206,9 @@ def _raise(profile):
 
 @pytest.mark.parametrize("how", ["missing module", "FileNotFoundError", "empty frame"])
 def test_chapter5_not_run(data_root, monkeypatch, how):
-    for module, function in (("ablation", "table3"), ("transfer", "summary")):
+    for module, function in (("ch5_ablation", "table3"), ("ch5_transfer", "summary")):
         if how == "missing module":
-            monkeypatch.setitem(sys.modules, f"helpers.{module}", None)  # import fails
+            monkeypatch.setitem(sys.modules, f"helpers.book.{module}", None)  # import fails
         else:
             _fake(monkeypatch, module, function, _raise if how == "FileNotFoundError" else lambda p: pd.DataFrame())
     for frame in (rp.table3(SMOKE), rp.transfer(SMOKE)):

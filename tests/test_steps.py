@@ -5,16 +5,18 @@ from pathlib import Path
 
 import pytest
 
-from helpers import chapter, pipeline, steps
+from helpers.book import chapter
+from helpers.book import pipeline
+from helpers.core import steps
 from helpers.__main__ import main
-from helpers.profiles import get_profile
+from helpers.core.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_command_that_ends_well_leaves_a_record_of_its_settings(data_root, monkeypatch):
     smoke = get_profile("smoke")
-    monkeypatch.setattr("helpers.bench.run", lambda *a, **k: None)
+    monkeypatch.setattr("helpers.classify.bench.run", lambda *a, **k: None)
     assert main(["bench", "data", "--profile", "smoke"]) == 0
     record = steps.finished(smoke, ["bench", "data"])
     assert record["command"] == "bench data" and record["seconds"] >= 0
@@ -53,7 +55,7 @@ def test_a_notebook_shows_the_missing_step_as_a_message_not_a_traceback(data_roo
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from helpers import chapter\nfrom helpers.profiles import get_profile\n"
+        "from helpers.book import chapter\nfrom helpers.core.profiles import get_profile\n"
         "chapter.run_step('generate', get_profile('paper'), {})")])
     with pytest.raises(CellExecutionError):
         NotebookClient(nb, timeout=120, kernel_name="python3").execute()
@@ -69,7 +71,7 @@ def test_make_run_runs_every_step_in_order_then_book_renders(monkeypatch):
 
 
 def test_make_run_lists_the_chapters_steps_in_order(data_root, monkeypatch):
-    monkeypatch.setattr("helpers.transfer.prepare", lambda p: {})
+    monkeypatch.setattr("helpers.book.ch5_transfer.prepare", lambda p: {})
     listed = list(pipeline.steps(get_profile("course")))
     commands = [(s.chapter, s.command, s.args) for s in listed]
     assert commands[:2] == [(1, "data", ()), (1, "generate", ())]
@@ -105,7 +107,7 @@ def test_a_rerun_that_finds_the_work_done_keeps_the_works_time_and_output(data_r
 
 
 def test_commands_are_shown_without_this_machines_paths(data_root):
-    from helpers.paths import REPO_ROOT, results_root
+    from helpers.core.paths import REPO_ROOT, results_root
 
     best = results_root("smoke") / "train" / "control" / "best.pt"
     line = " ".join(chapter.command_line("evaluate", get_profile("smoke"), {}, ["--checkpoint", str(best)], 1))
@@ -115,8 +117,8 @@ def test_commands_are_shown_without_this_machines_paths(data_root):
 
 
 def test_results_made_from_standins_are_labelled_as_pipeline_checks(data_root, capsys):
-    from helpers import results_page
-    from helpers.paths import results_root
+    from helpers.book import results_page
+    from helpers.core.paths import results_root
 
     course = get_profile("course")
     assert "from a run of the 'course' profile" in results_page.caveat(course)
@@ -129,7 +131,7 @@ def test_results_made_from_standins_are_labelled_as_pipeline_checks(data_root, c
 
 
 def test_what_a_step_printed_is_shown_without_this_machines_paths(data_root, monkeypatch, capsys):
-    from helpers.paths import REPO_ROOT, results_root
+    from helpers.core.paths import REPO_ROOT, results_root
 
     printed = (f"40 real images ready; manifest: {data_root}/smoke/manifest.csv\n"
                f"run {results_root('smoke')}/train/paper is finished\nsee {REPO_ROOT}/notebooks/x.png\n")

@@ -2,13 +2,17 @@
 run of a step; a live writer's files are kept."""
 
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from helpers.__main__ import main
-from helpers.paths import atomic_write_bytes, sweep_stale_tmp
+from helpers.core.files import sweep_stale_tmp
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +47,17 @@ def test_only_files_of_dead_writers_are_removed(tmp_path, dead_pid):
     assert sweep_stale_tmp(tmp_path / "absent") == []
 
 
-def test_the_name_is_the_one_atomic_write_uses(tmp_path, dead_pid, monkeypatch):
-    """A writer of atomic_write_bytes that is killed leaves exactly the kind of file swept."""
-    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write_bytes(tmp_path / "x.png", b"data")
-    monkeypatch.undo()
+def test_the_name_is_the_one_atomic_write_uses(tmp_path):
+    """A writer of atomic_write that is killed (SIGKILL: no finally runs) leaves exactly the kind of
+    file swept; an exception in Python cleans up after itself (tests/test_files.py)."""
+    script = ("import os, signal, sys\nfrom helpers.core.files import atomic_write\n"
+              "def killed(fh):\n    fh.write(b'half a file'); fh.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+              "atomic_write(sys.argv[1], killed)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "x.png")], cwd=REPO)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
     (left,) = tmp_path.iterdir()
-    assert sweep_stale_tmp(tmp_path) == []  # its writer (this process) is alive
-    left.rename(tmp_path / left.name.replace(str(os.getpid()), str(dead_pid)))
-    assert len(sweep_stale_tmp(tmp_path)) == 1 and not list(tmp_path.iterdir())
+    assert left.name == f".x.png.{proc.pid}.tmp" and left.read_bytes() == b"half a file"
+    assert sweep_stale_tmp(tmp_path) == [left] and not list(tmp_path.iterdir())
 
 
 def test_the_data_step_sweeps_its_folders(data_root, dead_pid, monkeypatch):

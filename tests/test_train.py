@@ -4,8 +4,10 @@ stop, early stopping, the heads and their weights, and two processes under torch
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import pandas as pd
@@ -15,11 +17,16 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import DistributedSampler
 
-from helpers import augment, generate, real_data, train
-from helpers import manifest as mf
-from helpers.checkpoints import CheckpointError
-from helpers.models import build_model, count_flops, loss_and_prob
-from helpers.profiles import get_profile
+from helpers import augment
+from helpers.classify import checkpointing, loop, train
+from helpers.classify.batches import accumulation_steps
+from helpers.classify.loaders import ShardSampler, training_rows, validation_rows
+from helpers.classify.models import build_model, count_flops, loss_and_prob
+from helpers.core import distributed
+from helpers.core.checkpoints import CheckpointError
+from helpers.core.profiles import get_profile
+from helpers.data import generate, real_data
+from helpers.data import manifest as mf
 
 REPO = Path(__file__).resolve().parents[1]
 # 3 epochs, no early stop before the last: the runs compared below all do the same work.
@@ -32,8 +39,8 @@ EXACT = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]  # not
 
 XL_STEP = """
 import json, resource, time, torch
-from helpers.models import build_model, loss_and_prob
-from helpers.profiles import get_profile
+from helpers.classify.models import build_model, loss_and_prob
+from helpers.core.profiles import get_profile
 started = time.perf_counter()
 torch.manual_seed(0)
 model = build_model(get_profile("paper", {"train_pretrained": "none"}))
@@ -82,7 +89,7 @@ def shared_root(tmp_path_factory):
         mp.delenv("BOOK_PROFILE", raising=False)
         real_data.run(get_profile("smoke", DATA))
         generate.run(get_profile("smoke", dict(DATA, sd_steps=2)))
-        augment.run(get_profile("smoke", DATA), both_classes=True)
+        augment.step.run(get_profile("smoke", DATA), both_classes=True)
     return root
 
 
@@ -128,14 +135,14 @@ def test_the_two_heads_losses_and_probabilities():
 
 def test_the_global_batch_must_split_exactly():
     smoke = get_profile("smoke")  # 8 = 4 x world x steps
-    assert train.accumulation_steps(smoke, 1) == 2
-    assert train.accumulation_steps(smoke, 2) == 1
+    assert accumulation_steps(smoke, 1) == 2
+    assert accumulation_steps(smoke, 2) == 1
     paper = get_profile("paper")  # the paper's batch of 4 on two GPUs: 2 each
-    assert train.accumulation_steps(paper, 2) == 1 and train.accumulation_steps(paper, 1) == 2
+    assert accumulation_steps(paper, 2) == 1 and accumulation_steps(paper, 1) == 2
     with pytest.raises(train.TrainError, match="train_batch=4 does not split"):
-        train.accumulation_steps(paper, 4)
+        accumulation_steps(paper, 4)
     with pytest.raises(train.TrainError, match="train_batch=8 does not split"):
-        train.accumulation_steps(smoke, 3)
+        accumulation_steps(smoke, 3)
 
 
 @pytest.mark.parametrize("name", ["smoke", "course", "paper"])
@@ -148,7 +155,7 @@ def test_every_profile_splits_over_the_processes_its_chapters_launch(name, world
     assert plan.micro_batch * world * plan.accum == plan.global_batch
     assert plan.micro_batch <= profile.train_micro_batch
     split = dataclasses.replace(profile, train_batch=plan.global_batch, train_micro_batch=plan.micro_batch)
-    assert train.accumulation_steps(split, world) == plan.accum
+    assert accumulation_steps(split, world) == plan.accum
     if profile.train_batch % world == 0:
         assert plan.global_batch == profile.train_batch
     else:
@@ -166,8 +173,6 @@ def test_the_papers_batch_on_eight_gpus_is_the_nearest_and_named():
 
 
 def test_chapters_launch_one_process_per_gpu_or_two_on_a_cpu(monkeypatch):
-    from helpers import distributed
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert distributed.launch_processes() == 1
@@ -181,7 +186,7 @@ def test_chapters_launch_one_process_per_gpu_or_two_on_a_cpu(monkeypatch):
 @pytest.mark.parametrize("n", [12, 13, 2])
 def test_shards_are_disjoint_and_complete(size, n):
     # validation: every image exactly once over the processes
-    shards = [list(train.ShardSampler(n, r, size)) for r in range(size)]
+    shards = [list(ShardSampler(n, r, size)) for r in range(size)]
     flat = [i for s in shards for i in s]
     assert sorted(flat) == list(range(n))
     # training: every image, the same number of steps on every process, a repeat only to even out
@@ -223,9 +228,9 @@ def _ddp_rank(rank: int, store: str, init: dict, xs, ys, out: str):
         model.register_comm_hook(None, counted)
         opt = torch.optim.SGD(model.parameters(), lr=0.5)  # SGD: Adam's first step hides a gradient's scale
         x, y = xs[4 * rank:4 * rank + 4], ys[4 * rank:4 * rank + 4]
-        train.accumulate(model, [(x[:2], y[:2]), (x[2:], y[2:])], "paper", torch.device("cpu"))
+        loop.accumulate(model, [(x[:2], y[:2]), (x[2:], y[2:])], "paper", torch.device("cpu"))
         grads = {n: p.grad.clone() for n, p in raw.named_parameters()}
-        train.optimizer_step(opt)
+        loop.optimizer_step(opt)
         if rank == 0:
             torch.save(dict(grads=grads, weights=raw.state_dict(), syncs=len(syncs)), out)
     finally:
@@ -237,9 +242,9 @@ def _one_process(init, xs, ys, micro: int):
     model.load_state_dict(init)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     batches = [(xs[i:i + micro], ys[i:i + micro]) for i in range(0, len(ys), micro)]
-    train.accumulate(model, batches, "paper", torch.device("cpu"))
+    loop.accumulate(model, batches, "paper", torch.device("cpu"))
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    train.optimizer_step(opt)
+    loop.optimizer_step(opt)
     return grads, model.state_dict()
 
 
@@ -326,18 +331,18 @@ def test_flops_of_one_forward_pass():
 def test_training_rows_paper_control_and_without_augmentation(study):
     smoke = get_profile("smoke")
     frame = mf.load("smoke")
-    paper = train.training_rows(smoke, frame)
+    paper = training_rows(smoke, frame)
     assert set(paper.source) & set(mf.AUGMENTED_SOURCES) == {"augmented"}
-    control = train.training_rows(smoke, frame, control=True)
+    control = training_rows(smoke, frame, control=True)
     # the control: as many photographs, 8 of them augmented; the same generated images
     assert control.groupby("label").size().to_dict() == paper.groupby("label").size().to_dict()
     assert (control.source == "augmented-real").sum() == smoke.augment_count
     assert sorted(control.path[control.label == 1]) == sorted(paper.path[paper.label == 1])
-    plain = train.training_rows(smoke, mf.originals(frame))
+    plain = training_rows(smoke, mf.originals(frame))
     assert len(plain) == len(mf.originals(frame).query("split == 'train'"))
     with pytest.raises(train.TrainError, match="--both-classes"):
-        train.training_rows(smoke, frame[frame.source != "augmented-real"], control=True)
-    val = train.validation_rows(frame)
+        training_rows(smoke, frame[frame.source != "augmented-real"], control=True)
+    val = validation_rows(frame)
     assert set(val.split) == {"val"} and set(val.label) == {0, 1}
 
 
@@ -369,7 +374,7 @@ def test_stopped_and_resumed_ends_like_an_uninterrupted_run(study, monkeypatch, 
     out_b = train.run_dir(profile)
     assert _state(out_b / "last.pt")["epoch"] == 1 and not (out_b / "metrics.csv").exists()
     # stop 2: in the middle of epoch 3 (steps of 8 out of 40 images: 5 steps an epoch)
-    real_step, calls = train.optimizer_step, []
+    real_step, calls = loop.optimizer_step, []
 
     def step_then_stop(*args, **kwargs):
         calls.append(1)
@@ -377,10 +382,10 @@ def test_stopped_and_resumed_ends_like_an_uninterrupted_run(study, monkeypatch, 
             raise Stop
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train, "optimizer_step", step_then_stop)
+    monkeypatch.setattr(loop, "optimizer_step", step_then_stop)
     with pytest.raises(Stop):
         train.run(profile)
-    monkeypatch.setattr(train, "optimizer_step", real_step)
+    monkeypatch.setattr(loop, "optimizer_step", real_step)
     assert _state(out_b / "last.pt")["epoch"] == 2
     capsys.readouterr()
     resumed = train.run(profile)
@@ -422,6 +427,18 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(study, m
     assert list(pd.read_csv(out / "metrics.csv").epoch) == [1, 2, 3, 4]
 
 
+def test_a_disk_too_small_for_the_checkpoints_stops_before_the_first_epoch(study, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpointing.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    monkeypatch.setattr(train, "train_epoch", lambda *a: pytest.fail("trained with no room to save"))
+    profile = get_profile("smoke", {"train_epochs": 1})
+    with pytest.raises(train.TrainError, match=r"GB free and this run's checkpoints need about .* "
+                                               r"BOOK_RESULTS_ROOT"):
+        train.run(profile)
+    assert not (train.run_dir(profile) / "last.pt").exists()
+    monkeypatch.setattr(checkpointing.shutil, "disk_usage", shutil.disk_usage)
+
+
 def test_the_control_trains_in_its_own_run(study):
     profile = get_profile("smoke", {"train_epochs": 1})
     metrics = train.run(profile, control=True)
@@ -445,7 +462,7 @@ def _env(study: Path) -> dict:
 @pytest.mark.slow
 def test_two_processes_under_torchrun_train_like_one(study, monkeypatch):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "helpers.train", "--profile", "smoke", "--set", "train_epochs=2"]
+           "-m", "helpers", "train", "--profile", "smoke", "--set", "train_epochs=2"]
     done = subprocess.run(cmd, check=False, env=_env(study), cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "2 process(es) on cpu, global batch 8 = 4 x 2 x 1 micro-steps" in done.stdout

@@ -17,8 +17,12 @@ import sys
 import threading
 from pathlib import Path
 
-from ..paths import atomic_write_text
-from ..profiles import ProfileError, add_profile_arguments, get_profile, parse_sets
+from ..core.files import atomic_write_text
+from ..core.profiles import ProfileError, add_profile_arguments, get_profile, parse_sets
+from .coco_mirror import build_coco_mirror
+from .coco_server import serve
+from .hub import build_hub_cache, hub_ids_for
+from .orchestrate import RehearsalError, rehearse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _build_coco(args) -> int:
-    from .coco_mirror import build_coco_mirror
-
     profile = get_profile(args.profile, parse_sets(args.set)) if args.profile else None
     result = build_coco_mirror(args.root, args.train, args.val, seed=args.seed, bad_per_kind=args.bad_per_kind,
                                profile=profile)
@@ -67,8 +69,6 @@ def _build_coco(args) -> int:
 
 
 def _serve_coco(args) -> int:
-    from .coco_mirror import serve
-
     if not (args.root / "annotations" / "annotations_trainval2017.zip").is_file():
         raise ValueError(f"{args.root} holds no COCO mirror: run `python -m helpers.rehearsal build-coco "
                          f"{args.root} --train N --val N` first")
@@ -84,8 +84,6 @@ def _serve_coco(args) -> int:
 
 
 def _build_hub(args) -> int:
-    from .hub import build_hub_cache, hub_ids_for
-
     ids = args.ids or hub_ids_for(get_profile(args.profile, parse_sets(args.set)))
     for repo_id in build_hub_cache(args.hf_home, ids, full_size=args.full_size):
         print(f"hub stand-in: {repo_id}")
@@ -93,8 +91,6 @@ def _build_hub(args) -> int:
 
 
 def _run(args) -> int:
-    from .orchestrate import RehearsalError, rehearse
-
     try:
         rehearse(args.profile, args.full_size)
     except RehearsalError as exc:

@@ -1,7 +1,7 @@
 """Chapter 3's rehearsal stand-ins: random-weight inpainting checkpoints where the real ones would be.
 
 The dress rehearsal runs ``course`` and ``paper`` offline through unchanged code, so Chapter 3's
-fetch code (:mod:`helpers.inpaint_weights`) must find a file at each published checkpoint's cache
+fetch code (:mod:`helpers.inpaint.weights`) must find a file at each published checkpoint's cache
 path, check its layout strictly and record its sha256, exactly as it does with a downloaded file.
 :func:`place_standin_checkpoints` writes those files: the real architectures (the partial-convolution
 U-Net, whose file holds its all-ones mask kernels beside the trained ones; DeepFill v2's
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from ..inpaint_weights import cache_path, record_path
+from ..inpaint.weights import cache_path, record_path
 
 
 def pconv_checkpoint(seed: int = 0) -> dict:
     """The naoto0804 layout: ``{'n_iter', 'model': U-Net state, 'optimizer': Adam state}`` (n_iter 0
     marks an untrained stand-in)."""
-    from ..inpaint_pconv import PConvUNet
+    from ..inpaint.pconv import PConvUNet
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -37,7 +37,7 @@ def pconv_checkpoint(seed: int = 0) -> dict:
 
 def deepfill_checkpoint(seed: int = 0) -> dict:
     """The layout of ``states_tf_places2.pth``: ``{'G': GeneratorTF state}``."""
-    from ..inpaint_deepfill import GeneratorTF
+    from ..inpaint.deepfill import GeneratorTF
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -9,7 +9,7 @@ their own hub code, unchanged: the code path of a GPU box, minus the network.
 - Stable Diffusion 2 (``-base``, the 768 px v-model, ``-inpainting``): pipelines of the same classes
   with the configuration files as published (``model_index.json``, the scheduler config with its
   prediction type, the UNet's sample size and input channels...). Their weights are random and
-  their widths tiny (:func:`helpers.tiny_sd.build_tiny_pipeline`), or, with ``full_size``, the
+  their widths tiny (:func:`helpers.data.tiny_sd.build_tiny_pipeline`), or, with ``full_size``, the
   published architectures at full size (for timing on a GPU).
 - timm models: the real architecture of each name with random weights, saved by timm's own
   ``save_for_hf`` (``model.safetensors`` and ``config.json``, as the ``timm/`` repositories hold).
@@ -26,8 +26,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..paths import atomic_write_text
-from ..profiles import SD2_768, SD2_BASE_512, TINY_SD2, TINY_SD2_INPAINT
+from ..core.download import file_digest
+from ..core.files import atomic_write_text
+from ..core.profiles import SD2_768, SD2_BASE_512, TINY_SD2, TINY_SD2_INPAINT
 
 SD2_INPAINT = "stabilityai/stable-diffusion-2-inpainting"
 MARKER = ".rehearsal.json"  # beside blobs/ and snapshots/: how the stand-in was built
@@ -95,8 +96,8 @@ def hub_ids_for(profile) -> list[str]:
     """Every hub id the profile's chapters load: its generator, SD 2's inpainting pipeline when
     Chapter 3 runs it, and the timm repositories of the four backbones when their published
     weights are used. Local folders and smoke's stand-ins are not hub ids."""
-    from ..backbones import models
-    from ..models import STANDINS, _hub_id
+    from ..classify.backbones import models  # the classify package loads torch
+    from ..classify.models import STANDINS, _hub_id
 
     ids = [profile.sd_model] if _is_hub_id(profile.sd_model) else []
     if "sd2_inpaint" in profile.inpaint_model_list and _is_hub_id(profile.sd_inpaint_model):
@@ -181,7 +182,6 @@ def _commit(repo: Path, files: Path) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    from ..download import file_digest
     return file_digest(path, "sha256")
 
 
@@ -201,7 +201,7 @@ def _build_pipeline(repo_id: str, target: Path, full_size: bool) -> None:
     (and, with ``full_size``, its UNet, VAE and text encoder by random ones of published size)."""
     from transformers import CLIPImageProcessor
 
-    from ..tiny_sd import build_tiny_pipeline
+    from ..data.tiny_sd import build_tiny_pipeline
 
     spec = SD_REPOS[repo_id]
     build_tiny_pipeline(target, inpainting=spec["in_channels"] == 9)
@@ -222,7 +222,7 @@ def _write_published_tokenizer(folder: Path) -> None:
     """The tokenizer files as SD 2's repositories hold them (a byte-level BPE's ``vocab.json`` and
     ``merges.txt``, no ``tokenizer.json``), so that transformers builds the tokenizer from them as
     it does from the real files. The vocabulary is the tiny pipeline's own."""
-    from ..tiny_sd import SPECIAL, _write_tokenizer_files
+    from ..data.tiny_sd import SPECIAL, _write_tokenizer_files
 
     for old in folder.iterdir():
         old.unlink()

@@ -1,10 +1,10 @@
-"""Running the book: ``make rehearse PROFILE=course|paper [FULL_SIZE=1]``, the real profile end to end, offline.
+"""Every chapter, rehearsed: ``make rehearse PROFILE=course|paper [FULL_SIZE=1]``, the real profile end to end, offline.
 
 No machine of this project reaches COCO or the model hub, so the only proof that the ``course`` and
 ``paper`` paths work is a rehearsal: every external asset is replaced, *at its real address*, by a
 stand-in of the same architecture and file layout, and the real profile runs through unchanged code.
 
-- COCO: a look-alike served on 127.0.0.1 (:mod:`.coco_mirror`, with missing, truncated, greyscale
+- COCO: a look-alike served on 127.0.0.1 (:mod:`.coco_mirror`, :mod:`.coco_server`, with missing, truncated, greyscale
   and CMYK files), reached through ``BOOK_COCO_URL`` like any mirror;
 - the model hub: a Hugging Face cache under the real hub ids, with ``HF_HUB_OFFLINE=1`` (:mod:`.hub`);
 - torch-hub: the inpainting checkpoints (:mod:`.checkpoints`) and pytorch-fid's Inception;
@@ -28,10 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-from .. import steps
-from ..paths import REPO_ROOT, atomic_write_text, shown
-from ..profiles import get_profile
-from .coco_mirror import serve
+from ..core import steps
+from ..core.files import atomic_write_text
+from ..core.paths import REPO_ROOT, shown
+from ..core.profiles import get_profile
+from .coco_mirror import build_coco_mirror
+from .coco_server import serve
+from .hub import build_hub_cache, hub_ids_for
 from .timings import MEASURED
 
 # Counts and, on a CPU, sizes of a rehearsal: enough images for every split, reserve and step.
@@ -63,10 +66,8 @@ def fresh_start(root: Path, out: Path) -> None:
 
 def prepare(profile, root: Path, full_size: bool) -> dict:
     """Build every stand-in at its real address under ``root`` (kept between rehearsals)."""
-    from .. import quality
-    from .checkpoints import place_standin_checkpoints
-    from .coco_mirror import build_coco_mirror
-    from .hub import build_hub_cache, hub_ids_for
+    from ..inpaint.inception import ensure_standin_inception_weights  # torch: loaded when a rehearsal starts
+    from .checkpoints import place_standin_checkpoints  # torch
 
     os.environ["TORCH_HOME"] = str(root / "torch-home")
     need_train = profile.real_train + profile.real_val + profile.gen_train + profile.gen_val
@@ -74,7 +75,7 @@ def prepare(profile, root: Path, full_size: bool) -> dict:
                                n_val=(profile.real_test + profile.gen_test) * 2, profile=profile)
     build_hub_cache(root / "hf-home", hub_ids_for(profile), full_size=full_size)
     place_standin_checkpoints()
-    quality.ensure_standin_inception_weights()
+    ensure_standin_inception_weights()
     return mirror
 
 
@@ -109,7 +110,7 @@ def build_dir(profile_name: str, full_size: bool) -> Path:
 
 def chapter_times(out: Path) -> dict[str, float]:
     """Execution seconds of each page, from the build's execution cache."""
-    from jupyter_cache import get_cache
+    from jupyter_cache import get_cache  # the book extra: only after a build
 
     cache = get_cache(out / "_build" / ".jupyter_cache")
     return {Path(r.uri).stem: round(r.data.get("execution_seconds", 0.0), 1)
@@ -129,7 +130,7 @@ def check_pages(out: Path, profile_name: str) -> list[str]:
 
 
 def device_name() -> str:
-    import torch
+    import torch  # only for the report, at the end of a rehearsal
 
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
@@ -154,6 +155,17 @@ def write_report(profile, root: Path, env: dict, timings: dict, full_size: bool)
     name = f"rehearsal-{profile.name}{'-full' if full_size else ''}.json"
     atomic_write_text(MEASURED / name, text)
     return MEASURED / name
+
+
+def release_checkpoints(root: Path) -> int:
+    """Delete the rehearsal's trained checkpoints (random-weight stand-ins of real architectures:
+    gigabytes that show nothing once the book is built); bytes freed. Their metrics, the reports and
+    the book stay, and the stand-in inputs too (the next rehearsal reuses them)."""
+    files = sorted((root / "results").rglob("*.pt"))
+    freed = sum(f.stat().st_size for f in files)
+    for f in files:
+        f.unlink()
+    return freed
 
 
 def rehearse(profile_name: str, full_size: bool = False) -> Path:
@@ -186,6 +198,8 @@ def rehearse(profile_name: str, full_size: bool = False) -> Path:
         raise RehearsalError("the rendered book of the rehearsal has problems:\n  " + "\n  ".join(problems))
     timings["chapters"] = chapter_times(out)
     report = write_report(profile, root, env, timings, full_size)
+    freed = release_checkpoints(root)
     print(f"\nrehearsal of '{profile_name}' passed in {(time.perf_counter() - started) / 60:.1f} min; "
-          f"report: {report.relative_to(REPO_ROOT)}; book: {out.relative_to(REPO_ROOT)}/_build/html")
+          f"report: {report.relative_to(REPO_ROOT)}; book: {out.relative_to(REPO_ROOT)}/_build/html; "
+          f"its trained checkpoints ({freed / 1e9:.1f} GB of random-weight stand-ins) were deleted")
     return report

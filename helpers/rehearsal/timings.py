@@ -1,4 +1,4 @@
-"""Running the book: the measured time to run of each chapter and step, from the rehearsals' reports.
+"""Every chapter, rehearsed: the measured time to run of each chapter and step, from the rehearsals' reports.
 
 ``make rehearse`` writes ``book/measured/rehearsal-<profile>[-full].json``; the page *Running the
 book* shows them here as tables, each with the device that measured it, so that "time to run" is a
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..paths import REPO_ROOT
+from ..core.paths import REPO_ROOT
 
 MEASURED = REPO_ROOT / "book" / "measured"
 
@@ -48,7 +48,7 @@ def chapter_table(report: dict) -> pd.DataFrame:
 
 def show(folder: Path = MEASURED) -> None:
     """What the page prints: every report, and what is still to be measured."""
-    from IPython.display import display
+    from IPython.display import display  # a notebook kernel only (the book extra)
 
     found = reports(folder)
     if not found:

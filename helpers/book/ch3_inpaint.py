@@ -1,0 +1,175 @@
+"""Chapter 3: the tables and figures of inpainting, read back from ``results/<profile>/inpaint/<model>/``.
+
+A model the inpaint step skipped (its published weights could not be fetched: ``skipped.json`` in
+its folder) is left out of every table and plot, :func:`skipped_note` says which were skipped and
+how to add them, and :func:`figure_grid` draws that note in place of the model's figure, so the
+chapter renders with any subset of its inpainters.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from PIL import Image
+
+from ..core import paper
+from ..inpaint.quality import bootstrap_difference
+from ..inpaint.step import REAL, out_dir, skipped_path
+from .figures import Cell, image_grid
+
+PAPER_N = len(paper.TABLE2_FID[paper.TABLE2_SOURCES[0]])  # 10 images per source in Table 2
+
+
+def load_scores(profile, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    folder = out_dir(profile, model)
+    if not (folder / "scores.csv").exists():
+        raise FileNotFoundError(f"{folder / 'scores.csv'} does not exist: run `python -m helpers inpaint "
+                                f"--profile {profile.name} --model {model}` first")
+    return pd.read_csv(folder / "scores.csv"), pd.read_csv(folder / "fid.csv")
+
+
+def skipped(profile, models: list[str]) -> dict[str, str]:
+    """{model: the step's message} for each of ``models`` that the inpaint step skipped."""
+    return {m: json.loads(skipped_path(profile, m).read_text())["reason"]
+            for m in models if skipped_path(profile, m).exists()}
+
+
+def ran(profile, models: list[str]) -> list[str]:
+    """``models`` less the skipped ones (a model neither run nor skipped still fails loudly)."""
+    gone = skipped(profile, models)
+    return [m for m in models if m not in gone]
+
+
+def skipped_text(profile, models: list[str]) -> str:
+    """Markdown: which inpainters were skipped, why, and how to add them (or that all ran)."""
+    gone = skipped(profile, models)
+    if not gone:
+        return f"All {len(models)} inpainters of profile `{profile.name}` ran: {', '.join(models)}."
+    head = (f"**Skipped: {', '.join(gone)}** (profile `{profile.name}`). The tables and figures "
+            f"below show the other inpainters. Rerun this chapter once the weights are in place.")
+    return "\n\n".join([head] + [f"```text\n{reason}\n```" for reason in gone.values()])
+
+
+def skipped_note(profile, models: list[str]):
+    """:func:`skipped_text`, rendered as Markdown in the notebook."""
+    from IPython.display import Markdown  # a notebook kernel only (the book extra)
+
+    return Markdown(skipped_text(profile, models))
+
+
+def _skipped_figure(model: str, reason: str):
+    """A figure that says ``model`` was skipped and how to add it, in place of its fills."""
+    lines = [f"{model} was skipped: no results to show."]
+    lines += [w for line in reason.splitlines() for w in textwrap.wrap(line.strip(), 110)]
+    return image_grid([], note="\n".join(lines), size=(10, 2.6))
+
+
+def _set_row(row, model: str, titled: bool) -> list[Cell]:
+    """One set's panels: the original, the original with its hole painted white, the hole, the fill."""
+    original = np.asarray(Image.open(row.original).convert("RGB"))
+    hole = np.asarray(Image.open(row.mask)) > 127
+    masked = original.copy()
+    masked[hole] = 255
+    titles = ("original", "masked", "mask (white = hole)", model) if titled else ("",) * 4
+    return [Cell(panel, title) for panel, title in zip((original, masked, hole, row.result), titles)]
+
+
+def figure_grid(profile, model: str, index: int = 0):
+    """The paper's Figs. 1-4 layout, one row per set: original, masked, mask, result (or, for a
+    skipped model, a figure that says so and how to add it)."""
+    reason = skipped(profile, [model]).get(model)
+    if reason is not None:
+        return _skipped_figure(model, reason)
+    scores, _ = load_scores(profile, model)
+    rows = scores[scores["index"] == index]
+    cells = [_set_row(row, model, titled=r == 0) for r, row in enumerate(rows.itertuples())]
+    return image_grid(cells, row_labels=list(rows.set), note=f"no image {index} was scored for {model}",
+                      size=(2.5, 2.6), fontsize=10)
+
+
+def table1() -> pd.DataFrame:
+    """The paper's Table 1, as printed (a qualitative reading)."""
+    return pd.DataFrame(paper.TABLE1).T.rename_axis("the paper's Table 1")
+
+
+def table2(profile, models: list[str]) -> pd.DataFrame:
+    """Ours per model and set (first 10 images, as the paper, and all), next to the paper's averages;
+    skipped models are left out."""
+    rows = []
+    for model in ran(profile, models):
+        scores, fids = load_scores(profile, model)
+        for set_name, part in scores.groupby("set", sort=False):
+            first = part[part["index"] < PAPER_N]
+            fid = fids.loc[fids["set"] == set_name, "fid"].iloc[0]
+            rows.append({"model": model, "set": set_name, f"NIQE, first {PAPER_N}": first.niqe.mean(),
+                         f"SIFID, first {PAPER_N}": first.sifid.mean(), "images": len(part),
+                         "NIQE, all": part.niqe.mean(), "SIFID, all": part.sifid.mean(),
+                         "FID of the set": fid})
+    columns = ["model", "set", f"NIQE, first {PAPER_N}", f"SIFID, first {PAPER_N}", "images",
+               "NIQE, all", "SIFID, all", "FID of the set"]  # named, so that no model run gives an empty table
+    return pd.DataFrame(rows, columns=columns).set_index(["model", "set"]).round(3)
+
+
+def paper_table2() -> pd.DataFrame:
+    """The paper's Table 2 averages, as printed and as recomputed from its own rows."""
+    rows = []
+    for src in paper.TABLE2_SOURCES:
+        rows.append({"source": src, "FID, printed": paper.TABLE2_AVERAGE[src][0],
+                     "FID, mean of its rows": round(float(np.mean(paper.TABLE2_FID[src])), 2),
+                     "NIQE, printed": paper.TABLE2_AVERAGE[src][1],
+                     "NIQE, mean of its rows": round(float(np.mean(paper.TABLE2_NIQE[src])), 4)})
+    return pd.DataFrame(rows).set_index("source")
+
+
+def table2_plot(profile, models: list[str]):
+    """Per-image scores: the paper's (FID per image, NIQE) and ours (SIFID, NIQE), by set (skipped
+    models left out)."""
+    theirs = pd.DataFrame([{"source": s, "score": v, "metric": m} for m, table in
+                           (("FID per image (paper)", paper.TABLE2_FID), ("NIQE (paper)", paper.TABLE2_NIQE))
+                           for s, values in table.items() for v in values])
+    ours = []
+    for model in ran(profile, models):
+        scores, _ = load_scores(profile, model)
+        for metric in ("sifid", "niqe"):
+            ours += [{"source": r.set, "score": getattr(r, metric), "model": model,
+                      "metric": f"{metric.upper()} (ours)"} for r in scores.itertuples()]
+    ours = pd.DataFrame(ours, columns=["source", "score", "model", "metric"])
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    axes = axes.ravel()
+    for ax, metric in zip(axes[:2], ("FID per image (paper)", "NIQE (paper)")):
+        sns.stripplot(theirs[theirs.metric == metric], x="source", y="score", ax=ax, color="tab:gray")
+        ax.set_title(metric, fontsize=10)
+    order = [s for s in paper.TABLE2_SOURCES if s in set(ours.source)]
+    for ax, metric in zip(axes[2:], ("SIFID (ours)", "NIQE (ours)")):
+        sns.stripplot(ours[ours.metric == metric], x="source", y="score", hue="model", ax=ax, dodge=True,
+                      order=order)
+        ax.set_title(f"{metric}, profile {profile.name}", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def differences(profile, models: list[str]) -> pd.DataFrame:
+    """Generated minus real, per model, set and score, with a bootstrap 95% interval (skipped
+    models left out)."""
+    rows = []
+    for model in ran(profile, models):
+        scores, _ = load_scores(profile, model)
+        real = scores[scores.set == REAL]
+        for set_name, part in scores[scores.set != REAL].groupby("set", sort=False):
+            for metric in ("niqe", "sifid"):
+                res = bootstrap_difference(real[metric].to_numpy(), part[metric].to_numpy(), seed=profile.seed)
+                rows.append({"model": model, "set": set_name, "score": metric.upper(),
+                             "generated minus real": res["observed"], "95% low": res["ci_low"],
+                             "95% high": res["ci_high"], "p (bootstrap)": res["p_value"],
+                             "images per set": f"{res['n_a']} / {res['n_b']}"})
+    columns = ["model", "set", "score", "generated minus real", "95% low", "95% high", "p (bootstrap)",
+               "images per set"]
+    return pd.DataFrame(rows, columns=columns).set_index(["model", "set", "score"]).round(3)

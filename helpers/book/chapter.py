@@ -1,0 +1,196 @@
+"""Every chapter: set-up, running a step's command (or showing its record), and handing figures to the book.
+
+A notebook cell stays a few lines long; the work is here or in the commands.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from ..core import steps
+from ..core.paths import results_root, shown
+from ..core.profiles import Profile, get_profile, to_sets
+from ..core.steps import made_from_standins
+
+
+def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
+    """The chapter's profile, printed, with a warning when its results are only pipeline checks."""
+    p = get_profile(profile, overrides)
+    print(p.describe())
+    if p.name == "smoke":
+        print("\nSMOKE PROFILE: stand-in photographs and tiny random models.\n"
+              "Every number below checks that the pipeline runs; none is a finding\n"
+              "about real or generated images.")
+    elif made_from_standins(p.name):
+        print(f"\nREHEARSAL of '{p.name}': the real code against stand-ins at the real addresses\n"
+              "(random weights of the real architectures, a COCO look-alike, smaller counts).\n"
+              "Every number below checks that the pipeline runs; none is a finding.")
+    return p
+
+
+class StepNotDone(RuntimeError):
+    """A chapter built before its long step has finished (``paper``: steps run outside the build).
+
+    IPython shows only the message (``_render_traceback_``): the rendered chapter says what is
+    missing and which command makes it, instead of a traceback or a cell that runs for hours.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
+
+
+def _launcher(nproc: int, torchrun: str = "torchrun", python: str = "python") -> list[str]:
+    return [torchrun, "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else [python]
+
+
+def _argv(command: str, profile: Profile, overrides: dict | None, args) -> list[str]:
+    return [command, *args, "--profile", profile.name, *to_sets(overrides)]
+
+
+def command_line(command: str, profile: Profile, overrides: dict | None, args, nproc: int) -> list[str]:
+    """The command as a user would type it (``torchrun ... -m helpers`` when ``nproc`` > 1), with
+    paths shown relative to the book's roots."""
+    return [*_launcher(nproc), "-m", "helpers", *map(shown, _argv(command, profile, overrides, args))]
+
+
+def launch(command: str, profile: Profile, overrides: dict | None = None, *args: str, tail: int = 12,
+           nproc: int = 1, stream: bool = False) -> str:
+    """Run the step now; its stdout. ``stream``: show every line as it comes (``make run``), else
+    the last ``tail`` lines at the end (a notebook cell). The step's record keeps those lines."""
+    typed = command_line(command, profile, overrides, args, nproc)
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    cmd = [*_launcher(nproc, torchrun, sys.executable), "-m", "helpers", *_argv(command, profile, overrides, args)]
+    print("$ " + " ".join(typed), flush=True)
+    started = time.perf_counter()
+    out = _run(cmd, stream)
+    lines = [shown(ln) for ln in out.stdout.splitlines() if ln.strip()]
+    if not stream:
+        print("\n".join(lines[-tail:]))
+    if out.returncode != 0:
+        raise steps.StepFailed(f"`{' '.join(typed)}` failed:\n{shown(failure_summary(out.stderr or ''))}")
+    steps.add_output(profile, [command, *args], lines[-tail:], time.perf_counter() - started, nproc)
+    return out.stdout
+
+
+def _run(cmd: list[str], stream: bool) -> subprocess.CompletedProcess:
+    if not stream:
+        return subprocess.run(cmd, capture_output=True, text=True)
+    lines = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1) as proc:
+        errors = _tee(proc.stderr, sys.stderr)  # progress bars and errors still reach the terminal as they come
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+        errors.join()
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "".join(errors.kept))
+
+
+def _tee(source, sink, keep: int = 200_000) -> threading.Thread:
+    """Copy the pipe ``source`` to ``sink`` as it comes (bytes as they arrive, not lines: a progress
+    bar redraws with ``\\r``) and keep its last ``keep`` characters in the thread's ``kept``."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def copy():
+        while chunk := os.read(source.fileno(), 4096):
+            text = decoder.decode(chunk)
+            sink.write(text)
+            sink.flush()
+            thread.kept.append(text)
+            if len(thread.kept) > keep // 1000:
+                thread.kept = collections.deque(["".join(thread.kept)[-keep:]])
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.kept = collections.deque()
+    thread.start()
+    return thread
+
+
+_ERROR_LINE = re.compile(r"^(\[rank\d+\]:\s*)?(error: |[A-Za-z_.]*(Error|Exception)\b.*: )")
+
+
+def failure_summary(stderr: str, tail: int = 2000) -> str:
+    """What a failed step said: its ``error:`` lines and exceptions first (under torchrun, the rank
+    that failed said why far above the tracebacks of the ranks it stopped), then the output's end."""
+    said = list(dict.fromkeys(ln for ln in stderr.splitlines() if _ERROR_LINE.match(ln)))[-8:]
+    end = stderr[-tail:]
+    return "\n".join([*said, "... the end of its output:", end]) if said else end
+
+
+def run_step(command: str, profile: Profile, overrides: dict | None = None, *args: str,
+             tail: int = 12, nproc: int = 1) -> str:
+    """Run ``python -m helpers COMMAND --profile P [--set ...]``; show the end of its output.
+
+    ``nproc`` > 1 launches it with ``torchrun --standalone --nproc_per_node=nproc`` (one process per
+    GPU, or CPU processes with gloo). Each command skips work that is already done, so a rerun of
+    the notebook is fast. A profile whose build does not run its steps (``build_runs_steps=0``:
+    ``paper``, hours per step) shows the finished step's record instead, or says how to run it.
+    """
+    if profile.build_runs_steps:
+        return launch(command, profile, overrides, *args, tail=tail, nproc=nproc)
+    return show_finished(command, profile, overrides, *args, tail=tail, nproc=nproc)
+
+
+def show_finished(command: str, profile: Profile, overrides: dict | None = None, *args: str,
+                  tail: int = 12, nproc: int = 1) -> str:
+    """What a build that renders from finished steps shows for one step (or :class:`StepNotDone`)."""
+    typed = " ".join(command_line(command, profile, overrides, args, nproc))
+    record = steps.finished(profile, [command, *args])
+    if record is None:
+        raise StepNotDone(
+            f"This step has not finished for profile '{profile.name}' with these settings:\n"
+            f"  $ {typed}\n"
+            f"The '{profile.name}' profile runs its steps outside the book build (they take hours):\n"
+            f"run `make run PROFILE={profile.name}` (every step in order, resumable) or the command "
+            f"above, then build the book again.")
+    lines = record.get("output", [])[-tail:]
+    print(f"$ {typed}\n" + "\n".join(lines)
+          + f"\n(finished {record['finished']} in {record['seconds']:.0f} s; not run again by the book build)")
+    return "\n".join(lines)
+
+
+def processes(profile: Profile, nproc: int | None = None) -> int:
+    """The torchrun processes of the chapter's training (``nproc``, else one per GPU, else 2 CPU
+    processes), printed with how the profile's global batch splits over them."""
+    from ..classify.train import batch_plan  # torch
+    from ..core.distributed import launch_processes  # torch
+
+    nproc = nproc or launch_processes()
+    plan = batch_plan(profile, nproc)
+    print(f"training runs on {nproc} process(es): global batch {plan.global_batch} = "
+          f"{plan.micro_batch} images x {nproc} process(es) x {plan.accum} micro-step(s)")
+    if plan.note:
+        print(f"note: {plan.note}")
+    return nproc
+
+
+def prerequisites(profile: Profile, overrides: dict | None, *steps: str) -> None:
+    """Run the earlier chapters' steps this chapter reads (each skips what is done, so this is
+    quick after a first run), so that a chapter can be run, or built, on its own."""
+    for step in steps:
+        command, *args = step.split()
+        run_step(command, profile, overrides, *args, tail=1)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Hand ``fig`` to the book (a ``{glue:figure}`` with a caption shows it) and not twice."""
+    from myst_nb import glue  # the book's own extension: needed only when a notebook runs
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def load_bench(profile: Profile, what: str) -> dict | None:
+    path = results_root(profile.name) / f"bench_{what}.json"
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,69 @@
+"""Every chapter: every long step of the book, in the chapters' order (``make run`` / ``python -m helpers run``).
+
+The ``paper`` profile's steps take hours (generation of 10,400 images at 768 px, ConvNeXt-XL for up
+to 200 epochs), longer than any notebook cell should run. So a GPU box runs them first, from a
+shell, resumable, with torchrun where they use several GPUs; then ``make book`` renders the chapters
+from the finished steps (:func:`helpers.book.chapter.run_step` shows each step's record). The list here
+is exactly the calls the chapters make, with the same arguments, so that each chapter finds the
+record of every step it shows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from ..classify import backbones
+from ..classify.train import run_dir
+from ..core.distributed import launch_processes
+from . import ch5_transfer, chapter
+
+
+@dataclass(frozen=True)
+class Step:
+    chapter: int
+    command: str
+    args: tuple[str, ...] = ()
+    nproc: int = 1
+
+
+def _generation_processes() -> int:
+    """Generation shards over every GPU; on a CPU one process (two would share its cores)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 1
+
+
+def steps(profile) -> Iterator[Step]:
+    """The steps of Chapters 1-5, in order. A generator: Chapter 5's transfer steps are listed only
+    once the earlier steps have run (smoke's stand-in folders are made from Chapter 1's plan)."""
+    nproc = launch_processes()
+    out = [Step(1, "data"), Step(1, "generate", nproc=_generation_processes()),
+           Step(1, "bench", ("data",)), Step(1, "bench", ("generate",)),
+           Step(2, "augment", ("--both-classes",))]
+    out += [Step(3, "inpaint", ("--model", m)) for m in profile.inpaint_model_list]
+    control_best = str(run_dir(profile, control=True) / "best.pt")
+    out += [Step(4, "train", nproc=nproc), Step(4, "evaluate"),
+            Step(4, "train", ("--control",), nproc=nproc), Step(4, "evaluate", ("--checkpoint", control_best)),
+            Step(4, "bench", ("train",))]
+    for key in backbones.KEYS:
+        out += [Step(5, "train", ("--model", key), nproc=nproc), Step(5, "evaluate", ("--model", key))]
+    yield from out
+    folders = ch5_transfer.prepare(profile)
+    yield from (Step(5, "evaluate", args) for args in ch5_transfer.evaluations(profile, folders))
+    yield Step(5, "predict", (str(ch5_transfer.predict_target(profile, folders)),))
+
+
+def run(profile, overrides: dict | None = None, only: list[int] | None = None) -> None:
+    """Run every step (or those of the chapters in ``only``), each skipping what is already done."""
+    started, done = time.perf_counter(), 0
+    for step in steps(profile):
+        if only and step.chapter not in only:
+            continue
+        done += 1
+        print(f"\n[step {done}] Chapter {step.chapter}", flush=True)
+        chapter.launch(step.command, profile, overrides, *step.args, nproc=step.nproc, stream=True)
+    print(f"\nall {done} steps of profile '{profile.name}' finished in "
+          f"{(time.perf_counter() - started) / 60:.1f} min; now `make book PROFILE={profile.name}` "
+          f"renders the chapters from them")

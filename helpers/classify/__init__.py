@@ -1,0 +1,59 @@
+"""Chapters 4-5: the classifier: training it, scoring images with it, and the metrics of the study.
+
+Training (``python -m helpers train``, :mod:`.train`): the run's state (:mod:`.trainer`), the
+global batch (:mod:`.batches`), the data (:mod:`.loaders`, :mod:`.dataset`), the loop
+(:mod:`.loop`), checkpoints (:mod:`.checkpointing`) and records (:mod:`.records`), set up by
+:mod:`.prepare`. Evaluation (``python -m helpers evaluate`` / ``predict``, :mod:`.evaluate`):
+the classifier from its checkpoint (:mod:`.classifier`), which images (:mod:`.image_sets`),
+the re-encodings (:mod:`.reencode`), prediction (:mod:`.prediction`), the step itself
+(:mod:`.evaluation`), its files (:mod:`.eval_files`) and categories (:mod:`.categories`).
+Both go through the one model-input transform (:mod:`.transform`). Table 3's backbones:
+:mod:`.backbones`; the models: :mod:`.models`; the metrics: :mod:`.metrics`.
+
+The modules import torch at their top; timm and scikit-learn are imported where first used, so
+importing the package does not load them. The steps' functions are reached through their modules:
+``train.run``, ``evaluate.main``, ``evaluation.evaluate``, ``bench.run``, ``prepare.setup``.
+"""
+
+from . import (backbones, batches, bench, categories, checkpointing, classifier, dataset, eval_files, evaluate,
+               evaluation, image_sets, loaders, loop, metrics, models, prediction, prepare, records, reencode,
+               train, trainer, transform)
+from .batches import BatchPlan, accumulation_steps, batch_plan
+from .categories import category_table, load_categories
+from .checkpointing import load_checkpoint, rng_state, save_best, save_last, set_rng_state
+from .classifier import EvaluateError, checkpoint_path, default_checkpoint, lazy_classifier, load_classifier
+from .dataset import DamagedImage, ManifestDataset, check_files, damaged_error, damaged_message, repair_hint
+from .eval_files import eval_dir, eval_name, load_result, two_class_metrics
+from .evaluation import evaluate_conditions
+from .image_sets import check_prepared, folder_images, image_file, image_parts
+from .loaders import ShardSampler, build_loaders, training_rows, validation_rows
+from .loop import (accumulate, autocast_dtype, early_stopping, end_epoch, optimizer_step, peak_memory_mb,
+                   stop_reason, train_epoch, train_step, validate)
+from .metrics import binary_metrics, bootstrap_ci, mcnemar, paired_bootstrap, roc_points
+from .models import HEADS, STANDINS, build_model, count_flops, data_config, loss_and_prob
+from .prediction import LABEL_NAMES, THRESHOLD, expand_paths, predict_images, predict_paths, probabilities
+from .prepare import determinism, prepare_model, seed_everything
+from .records import METRICS, check_settings, run_settings, write_config, write_metrics
+from .reencode import common_format, parse_reencode, reencode_image
+from .train import run_dir
+from .trainer import Trainer, TrainError
+from .transform import ModelInput, model_input
+
+__all__ = [
+    "backbones", "batches", "bench", "categories", "checkpointing", "classifier", "dataset", "eval_files",
+    "evaluate", "evaluation", "image_sets", "loaders", "loop", "metrics", "models", "prediction", "prepare",
+    "records", "reencode", "train", "trainer", "transform",
+    "BatchPlan", "accumulation_steps", "batch_plan", "category_table", "load_categories", "load_checkpoint",
+    "rng_state", "save_best", "save_last", "set_rng_state", "EvaluateError", "checkpoint_path",
+    "default_checkpoint", "lazy_classifier", "load_classifier", "DamagedImage", "ManifestDataset",
+    "check_files", "damaged_error", "damaged_message", "repair_hint", "eval_dir", "eval_name", "load_result",
+    "two_class_metrics", "evaluate_conditions", "check_prepared", "folder_images", "image_file",
+    "image_parts", "ShardSampler", "build_loaders", "training_rows", "validation_rows", "accumulate",
+    "autocast_dtype", "early_stopping", "end_epoch", "optimizer_step", "peak_memory_mb", "stop_reason",
+    "train_epoch", "train_step", "validate", "binary_metrics", "bootstrap_ci", "mcnemar", "paired_bootstrap",
+    "roc_points", "HEADS", "STANDINS", "build_model", "count_flops", "data_config", "loss_and_prob",
+    "LABEL_NAMES", "THRESHOLD", "expand_paths", "predict_images", "predict_paths", "probabilities",
+    "determinism", "prepare_model", "seed_everything", "METRICS", "check_settings", "run_settings",
+    "write_config", "write_metrics", "common_format", "parse_reencode", "reencode_image", "run_dir",
+    "Trainer", "TrainError", "ModelInput", "model_input",
+]

@@ -1,0 +1,96 @@
+"""Chapter 4: a run's checkpoints: ``last.pt`` to go on after a stop, ``best.pt`` for evaluation.
+
+``last.pt`` holds everything a restart needs (weights, optimizer, scaler, counters, history and
+every random generator's state), so that on a CPU a run stopped at any moment ends with the same
+metrics and weights as a run never stopped. ``best.pt`` holds the weights of the lowest
+validation loss. Both are written atomically and read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.files import atomic_torch_save
+from .trainer import Trainer, TrainError
+
+
+def rng_state() -> dict:
+    """Every random generator's state, as tensors and lists (loadable with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return dict(torch=torch.get_rng_state(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                numpy=dict(name=name, keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos),
+                           has_gauss=int(has_gauss), cached=float(cached)),
+                python=[version, list(internal), gauss_next])
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainError(f"{path} cannot be read with weights_only=True ({type(exc).__name__}: "
+                         f"{str(exc)[:300]}); delete it to start this run afresh") from None
+
+
+def save_last(tr: Trainer, path: Path) -> None:
+    """Everything a restart needs: weights, optimizer, scaler, counters, history, RNG states."""
+    atomic_torch_save(dict(model=tr.raw.state_dict(), optimizer=tr.optimizer.state_dict(),
+                           scaler=tr.scaler.state_dict() if tr.scaler is not None else {},
+                           epoch=tr.epoch, sampler_epoch=tr.epoch, best_val_loss=tr.best_val_loss,
+                           best_epoch=tr.best_epoch, epochs_without_improvement=tr.wait,
+                           history=tr.history, rng=rng_state(), world_size=tr.world.size,
+                           settings=tr.settings), path)
+
+
+def save_best(tr: Trainer, path: Path) -> None:
+    atomic_torch_save(dict(model=tr.raw.state_dict(), epoch=tr.epoch, val_loss=tr.best_val_loss,
+                           head=tr.head, train_model=tr.profile.train_model, settings=tr.settings), path)
+
+
+def restore(tr: Trainer, ckpt: dict) -> None:
+    """Continue from ``last.pt``: weights, optimizer, scaler, counters, RNG states."""
+    tr.raw.load_state_dict(ckpt["model"])
+    tr.optimizer.load_state_dict(ckpt["optimizer"])
+    if tr.scaler is not None and ckpt["scaler"]:
+        tr.scaler.load_state_dict(ckpt["scaler"])
+    tr.epoch, tr.best_val_loss = int(ckpt["epoch"]), float(ckpt["best_val_loss"])
+    tr.best_epoch, tr.wait = int(ckpt["best_epoch"]), int(ckpt["epochs_without_improvement"])
+    tr.history = list(ckpt["history"])
+    set_rng_state(ckpt["rng"])
+
+
+def room_needed(tr: Trainer, out: Path) -> int:
+    """Bytes a run's checkpoints still need in ``out``: ``best.pt`` (the weights), ``last.pt`` (the
+    weights and AdamW's two moments, so three times) and a second ``last.pt`` while it is written
+    atomically, less what the files there already take."""
+    weights = sum(t.numel() * t.element_size() for t in tr.raw.state_dict().values())
+    existing = sum(p.stat().st_size for p in (out / "best.pt", out / "last.pt") if p.exists())
+    return max(0, weights + 2 * 3 * weights - existing)
+
+
+def check_room(tr: Trainer, out: Path) -> None:
+    """Stop before the first epoch, not after hours of it, when the checkpoints cannot be saved."""
+    out.mkdir(parents=True, exist_ok=True)
+    needed, free = room_needed(tr, out), shutil.disk_usage(out).free
+    if needed > free:
+        raise TrainError(f"{out} has {free / 1e9:.1f} GB free and this run's checkpoints need about "
+                         f"{needed / 1e9:.1f} GB (best.pt, last.pt with the optimizer's state, and a "
+                         f"copy of last.pt while it is saved): free some space there, or point "
+                         f"BOOK_RESULTS_ROOT at a larger disk")
+
