@@ -4,9 +4,11 @@ from math import comb
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 from sklearn import metrics as skm
 
 from helpers.classify.metrics import binary_metrics, bootstrap_ci, mcnemar, roc_points
+from helpers.core.stats import bca_interval
 
 # Ties on purpose: three images at exactly 0.5 (predicted generated: p >= threshold) and two at 0.8.
 Y_TIES = np.array([0, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 1])
@@ -140,3 +142,57 @@ def test_bootstrap_ci_refuses_what_it_cannot_compute():
     # one class: its accuracy still has an interval
     one = bootstrap_ci([1, 1, 1, 1], [0.2, 0.8, 0.9, 0.7], "accuracy", n=100)
     assert one["estimate"] == 0.75 and 0 <= one["low"] <= one["high"] <= 1
+
+
+def _wilson_ref(k, n, level=0.95):
+    """The reference: scipy.stats.binomtest's Wilson interval."""
+    ci = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    return ci.low, ci.high
+
+
+def test_wilson_intervals_on_no_error_are_not_a_single_point():
+    y = np.repeat([0, 1], [40, 60])
+    m = binary_metrics(y, np.where(y == 1, 0.9, 0.1))
+    assert m["accuracy"] == m["accuracy_real"] == m["accuracy_generated"] == 1.0  # unchanged
+    for key, n in (("accuracy", 100), ("accuracy_real", 40), ("accuracy_generated", 60)):
+        assert m[f"{key}_high"] == 1.0 and m[f"{key}_low"] < 1.0
+        assert (m[f"{key}_low"], m[f"{key}_high"]) == pytest.approx(_wilson_ref(n, n))
+    assert m["accuracy_interval"] == "Wilson score, 95%"
+    # the percentile bootstrap on the same set: the single point Wilson replaces
+    boot = bootstrap_ci(y, np.where(y == 1, 0.9, 0.1), "accuracy", n=200)
+    assert boot["low"] == boot["high"] == 1.0 and boot["method"] == "percentile"
+
+
+def test_wilson_intervals_use_the_confusion_counts():
+    m = binary_metrics(Y_TIES, P_TIES, level=0.9)  # tn, fp, fn, tp = 3, 3, 1, 5
+    assert (m["accuracy_low"], m["accuracy_high"]) == pytest.approx(_wilson_ref(8, 12, 0.9))
+    assert (m["accuracy_real_low"], m["accuracy_real_high"]) == pytest.approx(_wilson_ref(3, 6, 0.9))
+    assert (m["accuracy_generated_low"], m["accuracy_generated_high"]) == pytest.approx(_wilson_ref(5, 6, 0.9))
+    assert m["accuracy_interval"] == "Wilson score, 90%"
+    one = binary_metrics([1, 1, 1, 1], [0.9, 0.8, 0.3, 0.6])
+    assert one["accuracy_real_low"] is None and one["accuracy_real_high"] is None
+    assert (one["accuracy_generated_low"], one["accuracy_generated_high"]) == pytest.approx(_wilson_ref(3, 4))
+
+
+def test_bootstrap_ci_bca_is_stratified_bca_of_the_metric():
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], [60, 40])
+    p = np.clip(0.5 + (y - 0.5) * 0.5 + rng.normal(0, 0.2, 100), 0, 1)
+    r = bootstrap_ci(y, p, "roc_auc", n=400, seed=2, method="bca")
+    assert r["method"] == "BCa" and r["note"] is None and r["metric"] == "roc_auc"
+    assert r["estimate"] == pytest.approx(skm.roc_auc_score(y, p)) and r["low"] < r["estimate"] < r["high"] <= 1
+    # the same interval as bca_interval on the two classes (one group each: stratified)
+    classes = [np.column_stack([y[y == c], p[y == c]]) for c in (0, 1)]
+    ref = bca_interval(lambda *g: skm.roc_auc_score(np.concatenate(g)[:, 0], np.concatenate(g)[:, 1]),
+                       classes, n=400, seed=2)
+    assert (r["low"], r["high"]) == pytest.approx((ref["low"], ref["high"]))
+    pct = bootstrap_ci(y, p, "roc_auc", n=400, seed=2)
+    assert pct["method"] == "percentile" and pct["note"] is None and (pct["low"], pct["high"]) != (r["low"], r["high"])
+
+
+def test_bootstrap_ci_bca_on_no_error_says_so_and_unknown_methods_are_refused():
+    y = np.repeat([0, 1], 10)
+    r = bootstrap_ci(y, np.where(y == 1, 0.9, 0.1), "roc_auc", n=100, method="bca")
+    assert r["low"] == r["high"] == r["estimate"] == 1.0 and "BCa is undefined" in r["note"]
+    with pytest.raises(ValueError, match="unknown method"):
+        bootstrap_ci(y, np.where(y == 1, 0.9, 0.1), "accuracy", n=10, method="BCa-ish")

@@ -4,6 +4,11 @@ A model the inpaint step skipped (its published weights could not be fetched: ``
 its folder) is left out of every table and plot, :func:`skipped_note` says which were skipped and
 how to add them, and :func:`figure_grid` draws that note in place of the model's figure, so the
 chapter renders with any subset of its inpainters.
+
+Two views need no run at all. :func:`weights_table` names the checkpoint each network loads and whose
+weights it holds, from the code's own list, so that the chapter credits the right people.
+:func:`paper_niqe_check` and :func:`paper_niqe_text` hold the paper's own per-image NIQE rows against
+what its text says of them (the paper's numbers, recomputed from :mod:`helpers.core.paper`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,23 @@ from PIL import Image
 from ..core import paper
 from ..inpaint.quality import bootstrap_difference
 from ..inpaint.step import REAL, out_dir, skipped_path
+from ..inpaint.weights import PUBLISHED
 from .figures import Cell, image_grid
 
 PAPER_N = len(paper.TABLE2_FID[paper.TABLE2_SOURCES[0]])  # 10 images per source in Table 2
+
+# Section 5.2's reading of its Table 2, in its own words (the claim the paper's rows are checked against).
+PAPER_NIQE_CLAIM = "the generated images have higher values on average than the real images"
+
+# Whose weights each published checkpoint holds (the files themselves: helpers.inpaint.weights.PUBLISHED),
+# with the references page's keys, so that the chapter never credits a model's authors for a third party's
+# training.
+WEIGHTS_ORIGIN = {
+    "pconv": ("a third-party re-implementation (naoto0804), trained by its author on Places2; not the "
+              + "weights of Liu et al. (NVIDIA)", "naoto0804pconv"),
+    "deepfill_v2": ("the official TensorFlow Places2 weights of Yu et al., converted to PyTorch by nipponjo",
+                    "yu2019deepfillcode, nipponjo2022deepfill"),
+}
 
 
 def load_scores(profile, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -173,3 +192,62 @@ def differences(profile, models: list[str]) -> pd.DataFrame:
     columns = ["model", "set", "score", "generated minus real", "95% low", "95% high", "p (bootstrap)",
                "images per set"]
     return pd.DataFrame(rows, columns=columns).set_index(["model", "set", "score"]).round(3)
+
+
+def weights_table() -> pd.DataFrame:
+    """The checkpoint file each network loads in ``course`` and ``paper``, where it is published and
+    whose weights it holds, read from :data:`helpers.inpaint.weights.PUBLISHED`, so that the chapter
+    names the files the code fetches."""
+    rows = [{"model": model, "file": pub.file, "published in": pub.source, "whose weights": WEIGHTS_ORIGIN[model][0],
+             "references": WEIGHTS_ORIGIN[model][1], "another file": f"--set {pub.setting}=PATH_OR_URL"}
+            for model, pub in PUBLISHED.items()]
+    return pd.DataFrame(rows).set_index("model")
+
+
+def paper_niqe_check(decimals: int | None = 5) -> pd.DataFrame:
+    """The paper's NIQE per set as the mean of its own per-image rows (Table 2), beside its printed
+    average and section 5.2's claim, and what the rows say about that claim (lower NIQE is more
+    natural). These are the paper's numbers, recomputed, not ours. ``decimals=None``: unrounded (the
+    default, 5, shows a mean of ten 4-decimal rows exactly)."""
+    real = paper.TABLE2_SOURCES[0]
+    real_mean = float(np.mean(paper.TABLE2_NIQE[real]))
+    rows = []
+    for src in paper.TABLE2_SOURCES:
+        mean = float(np.mean(paper.TABLE2_NIQE[src]))
+        says = "the real set" if src == real else f"{'higher' if mean > real_mean else 'not higher'} than {real}"
+        rows.append({"set": src, "rows in Table 2": len(paper.TABLE2_NIQE[src]), "mean NIQE of its rows": mean,
+                     "NIQE average, printed": paper.TABLE2_AVERAGE[src][1],
+                     "section 5.2 claims": "the real set" if src == real else f"higher than {real}",
+                     "its rows say": says})
+    frame = pd.DataFrame(rows).set_index("set")
+    return frame if decimals is None else frame.round(decimals)
+
+
+def paper_niqe_text() -> str:
+    """Markdown: which generated sets' own rows contradict section 5.2's NIQE claim, with the means,
+    computed from the paper's rows (so that no number of this sentence is typed by hand)."""
+    check = paper_niqe_check(decimals=None)
+    real = paper.TABLE2_SOURCES[0]
+    real_mean = check.loc[real, "mean NIQE of its rows"]
+    against = [s for s in check.index if s != real and check.loc[s, "mean NIQE of its rows"] <= real_mean]
+    head = f"**The paper's numbers, not ours.** Section 5.2 reads Table 2 as showing that \"{PAPER_NIQE_CLAIM}\"."
+    if not against:
+        return f"{head} The means of its own NIQE rows agree for every generated set."
+    mean, printed = check["mean NIQE of its rows"], check["NIQE average, printed"]
+    parts = [f"{s}'s rows average {mean[s]:.5f} (printed average {printed[s]:.4f})" for s in against]
+    text = (f"{head} The means of its own per-image NIQE rows disagree: {'; '.join(parts)}, against "
+            f"{real_mean:.5f} for {real} (printed average {printed[real]:.4f}). "
+            f"By NIQE, lower is more natural, so by the paper's own rows the inpainted images of "
+            f"{', '.join(against)} score as natural as the photographs, or more.")
+    if all(printed[s] > printed[real] for s in against):
+        off = [s for s in [real, *against] if abs(mean[s] - printed[s]) > 1e-4]  # more than the last digit
+        text += (" Only the printed averages support the claim"
+                 + (f", and for {', '.join(off)} they are not the means of the rows above them." if off else "."))
+    return text
+
+
+def paper_niqe_note():
+    """:func:`paper_niqe_text`, rendered as Markdown in the notebook."""
+    from IPython.display import Markdown  # a notebook kernel only (the book extra)
+
+    return Markdown(paper_niqe_text())

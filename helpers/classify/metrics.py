@@ -2,8 +2,11 @@
 
 Every number comes from scikit-learn; this module only chooses which ones, handles a set that holds
 one class only, and adds two things the paper leaves out: a paired test between two models
-(McNemar's, exact) and bootstrap intervals, so that 99.87% on 3,000 images can be read with its
-uncertainty (both through the book's one bootstrap, :func:`helpers.core.stats.bootstrap`).
+(McNemar's, exact) and intervals, so that 99.87% on 3,000 images can be read with its uncertainty.
+Accuracies get the Wilson score interval (:func:`helpers.core.stats.wilson_interval`), which stays
+informative at 100% where a percentile bootstrap gives [1, 1]; any other metric gets a bootstrap
+within each class, percentile (the book's one bootstrap, :func:`helpers.core.stats.bootstrap`) or
+BCa (:func:`helpers.core.stats.bca_interval`), which corrects for a metric bunched near 1.
 
 A probability ``p`` is P(generated); an image is predicted generated when ``p >= threshold``.
 """
@@ -15,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ..core.stats import bootstrap
+from ..core.stats import bca_interval, bootstrap, wilson_interval
 
 REAL, GENERATED = 0, 1
 
@@ -55,11 +58,22 @@ def _f(x) -> float | None:
     return None if x is None else float(x)
 
 
-def binary_metrics(y_true, p_generated, threshold: float = 0.5) -> dict:
+def _wilson(name: str, correct: int, total: int, level: float) -> dict:
+    """``{name}_low`` and ``{name}_high``: the Wilson interval of ``correct / total`` (None if no image)."""
+    low, high = wilson_interval(correct, total, level) if total else (None, None)
+    return {f"{name}_low": low, f"{name}_high": high}
+
+
+def binary_metrics(y_true, p_generated, threshold: float = 0.5, level: float = 0.95) -> dict:
     """Accuracy, precision, recall, F1, ROC-AUC, AP, balanced accuracy, per-class accuracy, counts.
 
     With one class only (a folder of DALL-E 2 images, say) the two-class metrics are None and
     ``note`` says why; ``accuracy`` is then the accuracy on that class.
+
+    Each accuracy comes with its Wilson interval at ``level`` (``accuracy_low``/``accuracy_high``,
+    and the same for ``accuracy_real`` and ``accuracy_generated``; None for a class with no
+    image), described in ``accuracy_interval``: with no error the upper bound is 1 and the lower
+    one is below 1, where a percentile bootstrap would give [1, 1].
     """
     y, p = _arrays(y_true, p_generated)
     pred = (p >= threshold).astype(int)
@@ -74,6 +88,9 @@ def binary_metrics(y_true, p_generated, threshold: float = 0.5) -> dict:
                                if n_gen else None),
         "tn": tn, "fp": fp, "fn": fn, "tp": tp,
         "note": None,
+        **_wilson("accuracy", tn + tp, n_real + n_gen, level), **_wilson("accuracy_real", tn, n_real, level),
+        **_wilson("accuracy_generated", tp, n_gen, level),
+        "accuracy_interval": f"Wilson score, {level * 100:g}%",
     }
     if n_real and n_gen:
         out.update(
@@ -150,13 +167,20 @@ def _metric_function(metric: str | Callable, y, p, threshold: float) -> tuple[st
 
 
 def bootstrap_ci(y, p, metric: str | Callable = "accuracy", n: int = 1000, seed: int = 0,
-                 level: float = 0.95, threshold: float = 0.5) -> dict:
-    """A percentile bootstrap interval for ``metric`` (a name from :func:`binary_metrics`, or a
-    function ``(y, p) -> float``).
+                 level: float = 0.95, threshold: float = 0.5, method: str = "percentile") -> dict:
+    """A bootstrap interval for ``metric`` (a name from :func:`binary_metrics`, or a function
+    ``(y, p) -> float``).
 
     Images are resampled with replacement within each class, so every resample keeps the class
-    counts of the set (and a two-class metric stays defined).
+    counts of the set (and a two-class metric stays defined). ``method="percentile"`` (the
+    default) is the percentile interval of :func:`helpers.core.stats.bootstrap`; ``method="bca"``
+    is the BCa interval of :func:`helpers.core.stats.bca_interval`, for AUC, AP and differences
+    near their bound, where the percentile interval is shifted and too narrow. ``method`` and
+    ``note`` say which was given and why (BCa is undefined when every resample equals the
+    estimate: the estimate is then both bounds).
     """
+    if method not in ("percentile", "bca"):
+        raise ValueError(f"unknown method {method!r}; valid: percentile, bca")
     y, p = _arrays(y, p)
     name, fn = _metric_function(metric, y, p, threshold)
     classes = [np.column_stack([y[y == c], p[y == c]]) for c in (REAL, GENERATED) if (y == c).any()]
@@ -165,8 +189,12 @@ def bootstrap_ci(y, p, metric: str | Callable = "accuracy", n: int = 1000, seed:
         rows = np.concatenate(groups)
         return fn(rows[:, 0].astype(int), rows[:, 1])
 
-    out = bootstrap(statistic, classes, n=n, seed=seed, level=level)
-    return {"metric": name, **{k: out[k] for k in ("estimate", "low", "high", "level", "n_boot", "seed")}}
+    if method == "bca":
+        out = bca_interval(statistic, classes, n=n, seed=seed, level=level)
+    else:
+        out = {**bootstrap(statistic, classes, n=n, seed=seed, level=level), "method": "percentile", "note": None}
+    keys = ("estimate", "low", "high", "level", "n_boot", "seed", "method", "note")
+    return {"metric": name, **{k: out[k] for k in keys}}
 
 
 def paired_bootstrap(correct_a, correct_b, n: int = 2000, seed: int = 0, level: float = 0.95) -> dict:

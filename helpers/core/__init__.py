@@ -44,14 +44,14 @@ from .profiles import (
     to_sets,
 )
 from .stamps import StaleOutputError, check_or_write
-from .stats import bootstrap, bootstrap_p_value
+from .stats import bca_interval, bootstrap, bootstrap_p_value, holm, paired_permutation_test, wilson_interval
 from .steps import StepFailed, made_from_standins
 
 __all__ = [
     "INPAINT_MODELS", "PROFILES", "REPO_ROOT", "AugmentRanges", "BadDownload", "DownloadError", "Job",
     "Profile", "ProfileError", "StaleOutputError", "StepFailed", "UnsafePathError", "add_profile_arguments",
-    "atomic_torch_save", "atomic_write", "atomic_write_bytes", "atomic_write_text", "bootstrap",
-    "bootstrap_p_value", "check_or_write", "coco_dir", "data_root", "download_file", "download_many",
+    "atomic_torch_save", "atomic_write", "atomic_write_bytes", "atomic_write_text", "bca_interval",
+    "bootstrap", "bootstrap_p_value", "holm", "paired_permutation_test", "wilson_interval", "check_or_write", "coco_dir", "data_root", "download_file", "download_many",
     "file_digest", "get_profile", "inside", "list_files", "made_from_standins", "md5sum", "paper",
     "parse_sets", "profile_dir", "relative_to_root", "results_root", "shown", "slug", "steps",
     "sweep_stale_tmp", "tiny_model_dir", "to_sets",

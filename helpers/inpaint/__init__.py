@@ -12,9 +12,21 @@ own path, where they are needed:
 """
 
 from .interface import Classical, Inpainter, check_inputs, composite
-from .masks import MaskError, coco_object, free_form, from_folder, hole_ratio, load_instances
+from .masks import (
+    DILATE_PX,
+    MaskError,
+    coco_object,
+    crop_box,
+    dilate_hole,
+    free_form,
+    from_folder,
+    hole_ratio,
+    load_instances,
+    matched_holes,
+    moved_hole,
+)
 from .quality import QualityError, batches_by_size, bootstrap_difference, to_tensor
 
-__all__ = ["Classical", "Inpainter", "check_inputs", "composite", "MaskError", "coco_object",
-           "free_form", "from_folder", "hole_ratio", "load_instances", "QualityError",
+__all__ = ["Classical", "Inpainter", "check_inputs", "composite", "DILATE_PX", "MaskError", "coco_object",
+           "crop_box", "dilate_hole", "matched_holes", "moved_hole", "free_form", "from_folder", "hole_ratio", "load_instances", "QualityError",
            "batches_by_size", "bootstrap_difference", "to_tensor"]

@@ -4,7 +4,12 @@
   until the hole covers the asked share of the image. The same index gives the same mask, so real
   and generated images get exactly the same holes.
 - ``coco_object``: the outline of an annotated object of a COCO photograph (object removal, as in
-  the paper's Fig. 6); real images only, since generated images have no annotations.
+  the paper's Fig. 6), carried through the same resize and centre crop as the photograph itself
+  (:func:`crop_box`) and dilated a few pixels (:func:`dilate_hole`); real images only, since
+  generated images have no annotations.
+- ``matched_holes``: the holes of generated images in object removal: generated image i gets the
+  object hole of real photograph i, moved to a seeded random place, so that the two sets' holes
+  have exactly the same areas and shapes.
 - ``from_folder``: masks a user drew (white = hole), one per image, matched by file name.
 """
 
@@ -12,12 +17,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..data.images import BadImage, load_rgb
+from ..data.images import BadImage, crop_box, load_rgb
+
+# Pixels (at the preprocessed side) by which an object's hole is grown: object-removal tests do
+# this so that the fill cannot copy the object's outline (its anti-aliased edge, its shadow line).
+DILATE_PX = 4
 
 
 class MaskError(ValueError):
@@ -51,30 +61,104 @@ def hole_ratio(mask: np.ndarray) -> float:
     return float(mask.mean())
 
 
-def coco_object(instances: dict, image_id: int, width: int, height: int,
-                min_ratio: float = 0.02, max_ratio: float = 0.3) -> np.ndarray | None:
-    """The largest non-crowd object of ``image_id`` covering between ``min_ratio`` and ``max_ratio``
-    of the original image, rasterised at (width, height), or None."""
+def to_preprocessed(xy: np.ndarray, width: int, height: int, side: int) -> np.ndarray:
+    """Points ``(x, y)`` of a ``width`` x ``height`` original, in the preprocessed ``side`` x
+    ``side`` image: shifted by the crop, scaled by side / shorter side (both in pixel-edge
+    coordinates, as COCO's polygons and PIL's resize box are). At side 384, a 640x480
+    photograph's x 500 lands at (500 - 80) * 0.8 = 336."""
+    left, top, right, _ = crop_box(width, height)
+    return (np.asarray(xy, dtype=np.float64) - (left, top)) * (side / (right - left))
+
+
+def polygons_mask(polygons: Sequence[Sequence[float]], width: int, height: int, side: int) -> np.ndarray:
+    """COCO polygons (``[x0, y0, x1, y1, ...]`` each, in the original's pixels) rasterised in the
+    preprocessed ``side`` x ``side`` image: a pixel is in when its centre is inside (scikit-image's
+    ``polygon2mask``); what the crop cut away is simply not there."""
+    from skimage.draw import polygon2mask  # lazily: scikit-image is heavy
+
+    mask = np.zeros((side, side), dtype=bool)
+    for poly in polygons:
+        xy = np.asarray(poly, dtype=np.float64)[: len(poly) // 2 * 2].reshape(-1, 2)
+        if len(xy) < 3:
+            continue
+        # pixel j's centre sits at j + 0.5 in edge coordinates, at j in scikit-image's
+        xy = to_preprocessed(xy, width, height, side) - 0.5
+        mask |= polygon2mask((side, side), xy[:, ::-1])
+    return mask
+
+
+def dilate_hole(hole: np.ndarray, pixels: int = DILATE_PX) -> np.ndarray:
+    """``hole`` grown by ``pixels``: every pixel within that Euclidean distance of a hole pixel
+    joins it (binary dilation by a disk, scipy.ndimage with scikit-image's ``disk``)."""
+    if pixels < 0:
+        raise ValueError(f"a hole is grown by 0 or more pixels, not {pixels}")
+    hole = np.asarray(hole, dtype=bool)
+    if pixels == 0 or not hole.any():
+        return hole.copy()
+    from scipy import ndimage  # lazily: scipy and scikit-image are heavy
+    from skimage.morphology import disk
+
+    return ndimage.binary_dilation(hole, structure=disk(pixels).astype(bool))
+
+
+def coco_object(instances: dict, image_id: int, side: int, height: int | None = None, *,
+                min_ratio: float = 0.02, max_ratio: float = 0.3,
+                dilate: int = DILATE_PX) -> np.ndarray | None:
+    """The hole of object removal for COCO image ``image_id`` in its preprocessed ``side`` x
+    ``side`` version, or None when it has no suitable object.
+
+    The object is the largest non-crowd polygon object whose part *inside the centre crop*
+    covers between ``min_ratio`` and ``max_ratio`` of the preprocessed image (an object the crop
+    cut away is never chosen); its hole is then grown by ``dilate`` pixels. ``height``, if given,
+    must equal ``side`` (an older call passed the square's width and height).
+    """
+    if height is not None and height != side:
+        raise ValueError(f"object holes are drawn in the preprocessed {side}x{side} square, not "
+                         f"{side}x{height}: pass the profile's image_size as side")
     image = next((im for im in instances["images"] if im["id"] == image_id), None)
     if image is None:
         return None
-    sx, sy = width / image["width"], height / image["height"]
-    best = None
+    best, best_pixels = None, 0
     for ann in instances["annotations"]:
         if ann["image_id"] != image_id or ann.get("iscrowd", 0) or not isinstance(ann["segmentation"], list):
             continue
-        share = ann["area"] / (image["width"] * image["height"])
-        if min_ratio <= share <= max_ratio and (best is None or ann["area"] > best["area"]):
-            best = ann
-    if best is None:
-        return None
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    for poly in best["segmentation"]:
-        points = [(poly[i] * sx, poly[i + 1] * sy) for i in range(0, len(poly) - 1, 2)]
-        if len(points) >= 3:
-            draw.polygon(points, fill=255)
-    return np.asarray(canvas) > 0
+        mask = polygons_mask(ann["segmentation"], image["width"], image["height"], side)
+        pixels = int(mask.sum())
+        if min_ratio <= pixels / side ** 2 <= max_ratio and pixels > best_pixels:
+            best, best_pixels = mask, pixels
+    return None if best is None else dilate_hole(best, dilate)
+
+
+def moved_hole(hole: np.ndarray, seed: int | Sequence[int]) -> np.ndarray:
+    """``hole`` with the same pixels in the same arrangement, its bounding box moved to a place
+    drawn uniformly (seeded) among those where it stays wholly inside the image: the same area and
+    shape, at a new position."""
+    hole = np.asarray(hole, dtype=bool)
+    out = np.zeros_like(hole)
+    if not hole.any():
+        return out
+    rows, cols = np.nonzero(hole)
+    patch = hole[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    rng = np.random.default_rng(seed)
+    top = int(rng.integers(0, hole.shape[0] - patch.shape[0] + 1))
+    left = int(rng.integers(0, hole.shape[1] - patch.shape[1] + 1))
+    out[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
+    return out
+
+
+def matched_holes(real_holes: Sequence[np.ndarray], seed: int) -> list[np.ndarray]:
+    """Holes for generated images, which have no annotations, of matched area and shape.
+
+    Generated image i gets the object hole of real photograph i, moved to a random place where it
+    fits wholly inside the image (:func:`moved_hole`, seeded by ``seed`` and i). Each generated
+    hole has exactly the area and outline of its real counterpart, so the two sets' holes come
+    from one distribution of sizes and shapes and a difference in the fills cannot come from
+    harder holes; only the position is new, since there is no annotated object to take it from.
+    The same seed gives the same holes.
+    """
+    if seed < 0:
+        raise ValueError(f"the seed of matched holes is a non-negative integer, not {seed}")
+    return [moved_hole(hole, [seed, i]) for i, hole in enumerate(real_holes)]
 
 
 def load_instances(path: Path) -> dict:

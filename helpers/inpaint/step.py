@@ -7,10 +7,12 @@ Sets (``inpaint_count`` images each, from the test split, in the common 384 px f
 ``MS-COCO`` (real), ``Stable Diffusion`` (ours, generated), and, when a folder is given, ``DALL-E 2``
 and ``Imagen`` (any folder of images; smoke uses images of differently configured tiny generators,
 labelled as stand-ins). Image i of every set gets the same hole, so hole sizes and shapes are
-matched across sets. Results are PNG (lossless) under ``results/<profile>/inpaint/<model>/<set>/``
-(the set's name as :func:`helpers.core.files.slug` writes it), with ``scores.csv`` (per image: NIQE
-of the result, SIFID between original and result) and ``fid.csv`` (per set: FID between the
-originals and the results). Finished images are skipped on a rerun.
+matched across sets; with ``--masks objects`` the generated sets get real photograph i's object
+hole moved to a seeded random place (the same area and shape). Results are PNG (lossless) under
+``results/<profile>/inpaint/<model>/<set>/`` (the set's name as :func:`helpers.core.files.slug`
+writes it), with ``scores.csv`` (per image: NIQE of the result, SIFID between original and result)
+and ``fid.csv`` (per set: FID between the originals and the results). Finished images are skipped
+on a rerun.
 
 A learned model whose published weights cannot be fetched (offline) is *skipped*, not an error: the
 step prints how to add the weights, writes ``skipped.json`` (the reason) in the model's folder and
@@ -146,8 +148,19 @@ def mask_seed(profile, index: int) -> int:
     return int(hashlib.sha256(f"{profile.seed}:mask:{index}".encode()).hexdigest()[:15], 16)
 
 
-def holes(profile, sets: dict, mode: str) -> list[np.ndarray]:
-    """One hole per index, shared by every set (the images are all image_size x image_size)."""
+def holes(profile, sets: dict, mode: str) -> dict[str, list[np.ndarray]]:
+    """Each set's holes, one per index. Free-form and folder holes are shared by every set; object
+    holes are the real photographs' own, and the generated sets, which have no annotations, get
+    them moved to seeded random places (:func:`masks.matched_holes`)."""
+    shared = _shared_holes(profile, sets, mode)
+    if mode != "objects":
+        return {name: shared for name in sets}
+    matched = mk.matched_holes(shared, profile.seed)
+    return {name: shared if name == REAL else matched for name in sets}
+
+
+def _shared_holes(profile, sets: dict, mode: str) -> list[np.ndarray]:
+    """One hole per index (the images are all image_size x image_size)."""
     n = max(len(items) for items in sets.values())
     if mode == "free_form":
         return [_free_form(profile, i) for i in range(n)]
@@ -177,7 +190,7 @@ def _object_holes(profile, keys: list[str], n: int) -> list[np.ndarray]:
     side = profile.image_size
     out = []
     for i in range(n):
-        obj = mk.coco_object(instances, int(keys[i]), side, side) if i < len(keys) else None
+        obj = mk.coco_object(instances, int(keys[i]), side) if i < len(keys) else None
         out.append(obj if obj is not None else _free_form(profile, i))
     return out
 
@@ -212,7 +225,7 @@ def skip(profile, model: str, reason: Exception) -> None:
                       json.dumps({"model": model, "reason": str(reason)}, indent=1) + "\n")
 
 
-def inpaint_sets(profile, model: str, sets: dict, hole_list: list, device) -> tuple[list[dict], int]:
+def inpaint_sets(profile, model: str, sets: dict, hole_list: dict, device) -> tuple[list[dict], int]:
     """Fill every image not filled yet (the network is built only if one is missing); returns one
     row per image and how many were filled now."""
     masks_dir = out_dir(profile, model) / "masks"
@@ -220,8 +233,9 @@ def inpaint_sets(profile, model: str, sets: dict, hole_list: list, device) -> tu
     for set_name, items in sets.items():
         for i, (key, path) in enumerate(tqdm(items, desc=f"inpaint {model} {set_name}", unit="img")):
             target = result_path(profile, model, set_name, i, key)
-            hole = hole_list[i]
-            mask_file = masks_dir / f"{i:04d}.png"
+            hole = hole_list[set_name][i]
+            moved = hole_list[set_name] is not hole_list.get(REAL, hole_list[set_name])
+            mask_file = masks_dir / f"{i:04d}{'_matched' if moved else ''}.png"
             if not mask_file.exists():
                 atomic_write_bytes(mask_file, png_bytes(Image.fromarray((hole * 255).astype(np.uint8))))
             if not target.exists():
