@@ -16,6 +16,7 @@ from .core.steps import StepFailed
 from .data import real_data
 from .data.manifest import ManifestError
 from .data.real_data import DataError
+from .inpaint import score_cli
 from .inpaint.masks import MaskError
 
 # What `python -m helpers --help` says first.
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .classify import evaluate, train
     train.add_parser(sub)
     evaluate.add_parser(sub)
+    score_cli.add_parser(sub)
 
     p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image, MFU on a GPU)")
     p.add_argument("what", choices=["data", "generate", "train"])
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.command == "score":  # a reader's own images: no profile, no step record
+        return score_cli.main(args)
     started = time.perf_counter()
     try:
         profile = get_profile(args.profile, parse_sets(args.set))

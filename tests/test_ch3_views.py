@@ -1,18 +1,26 @@
-"""Chapter 3: the views that need no run: the paper's NIQE rows against its claim, and the weights' origins.
+"""Chapter 3: the views that need no run: the paper's NIQE rows against its claim, and the weights' origins;
+and the paired tests of generated against real images, on a small synthetic ``scores.csv``.
 
 The means are checked against plain ``sum / len`` of the rows as printed in the paper's Table 2 (typed
 here again from the paper, section 5.2), so that a wrong transcription in ``helpers.core.paper`` or a
-wrong mean in the view fails.
+wrong mean in the view fails. The paired tests are checked on known cases: a constant difference in
+every one of n pairs has the exact two-sided p-value 2 / 2**n of the sign-flip test, identical
+scores have p = 1, and the correction is Holm's (the smallest p times the number of tests).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from helpers.book import ch3_inpaint as views
 from helpers.core import paper
+from helpers.core.profiles import PROFILES
+from helpers.core.stats import holm
+from helpers.data import manifest as mf
 from helpers.inpaint.weights import PUBLISHED
 
 # The paper's Table 2, NIQE columns, Image1..Image10 (section 5.2), as printed.
@@ -84,3 +92,86 @@ def test_cited_keys_are_in_the_bibliography():
     for key in keys:
         assert f"{{{key}," in bib, key
 
+
+
+# -- the paired tests of generated against real images ---------------------------------------------
+
+N_PAIRS = 10  # 2 ** 10 = 1024 sign flips: enumerated, so the p-values are exact
+SHIFT = 0.5
+
+
+def _scores(columns=("niqe_before", "niqe_after", "psnr_hole", "ssim_hole", "sifid", "sifid_hole")) -> pd.DataFrame:
+    """scores.csv of one model: MS-COCO; Stable Diffusion = MS-COCO + SHIFT on every score (and
+    NIQE before unchanged, so NIQE's change is SHIFT too); DALL-E 2 = MS-COCO exactly."""
+    rng = np.random.default_rng(0)
+    real = {c: rng.uniform(1, 5, N_PAIRS) for c in columns}
+    rows = []
+    for set_name, shift in (("MS-COCO", 0.0), ("Stable Diffusion", SHIFT), ("DALL-E 2", 0.0)):
+        for i in range(N_PAIRS):
+            values = {c: real[c][i] + (shift if c != "niqe_before" else 0.0) for c in columns}
+            rows.append({"model": "pconv", "set": set_name, "index": i, "key": f"k{i}", **values})
+    return pd.DataFrame(rows)
+
+
+def _set_rows(table: pd.DataFrame, model: str, set_name: str) -> pd.DataFrame:
+    """The rows of one model and set, by metric (in the table's order)."""
+    flat = table.reset_index()
+    return flat[(flat.model == model) & (flat.set == set_name)].set_index("metric")
+
+
+def test_paired_tests_a_known_difference_and_identical_scores():
+    table = views.paired_comparison({"pconv": _scores()}, n_resamples=10000)
+    assert list(table.index.names) == ["model", "set", "metric"]
+    assert list(table.columns) == views.PAIRED_COLUMNS[3:]
+    metrics = ["NIQE after", "NIQE after - before", "PSNR in the hole", "SSIM in the hole", "SIFID",
+               "SIFID of the hole's box"]
+    shifted, same = _set_rows(table, "pconv", "Stable Diffusion"), _set_rows(table, "pconv", "DALL-E 2")
+    assert list(shifted.index) == metrics
+    assert (shifted["n"] == N_PAIRS).all() and (same["n"] == N_PAIRS).all()
+    assert np.allclose(shifted["mean difference"], SHIFT)
+    assert np.allclose(shifted["mean generated"] - shifted["mean real"], SHIFT)
+    assert (shifted["p"] == 2 / 2 ** N_PAIRS).all()  # every pair differs the same way: the exact p
+    assert (same["p"] == 1.0).all() and (same["mean difference"] == 0).all()
+    raw = _scores()
+    coco = raw[raw.set == "MS-COCO"]
+    assert shifted.loc["NIQE after", "mean real"] == pytest.approx(coco.niqe_after.mean())
+    assert shifted.loc["NIQE after - before", "mean real"] == pytest.approx((coco.niqe_after - coco.niqe_before).mean())
+
+
+def test_holm_is_applied_across_the_whole_table():
+    two_models = {"pconv": _scores(), "telea": _scores(("niqe_after", "sifid"))}
+    table = views.paired_comparison(two_models)
+    tests = 2 * 6 + 2 * 2  # two generated sets each; pconv's 6 scores, telea's 2
+    assert len(table) == tests
+    assert np.array_equal(table["p (Holm)"].to_numpy(), holm(table["p"].to_numpy()))
+    smallest = table.loc[("telea", "Stable Diffusion", "SIFID")]
+    assert smallest["p (Holm)"] == pytest.approx(tests * smallest["p"]) and smallest["p (Holm)"] > smallest["p"]
+    assert (table["p (Holm)"] >= table["p"]).all()
+
+
+def test_paired_tests_leave_out_what_is_missing_or_not_finite():
+    scores = _scores(("niqe_after", "psnr_hole"))
+    scores.loc[(scores.set == "Stable Diffusion") & (scores["index"] == 3), "psnr_hole"] = np.inf
+    scores = scores[~((scores.set == "DALL-E 2") & (scores["index"] == 0))]  # DALL-E 2's image 0 missing
+    table = views.paired_comparison({"pconv": scores})
+    assert set(table.index.get_level_values("metric")) == {"NIQE after", "PSNR in the hole"}  # no niqe_before
+    assert table.loc[("pconv", "Stable Diffusion", "PSNR in the hole"), "n"] == N_PAIRS - 1
+    assert table.loc[("pconv", "Stable Diffusion", "NIQE after"), "n"] == N_PAIRS
+    assert (_set_rows(table, "pconv", "DALL-E 2")["n"] == N_PAIRS - 1).all()
+    one_pair = views.paired_comparison({"pconv": _scores(("sifid",)).query("index == 0")})
+    assert one_pair["p"].isna().all() and one_pair["p (Holm)"].isna().all()  # too few pairs: no test
+
+
+def test_an_older_scores_file_with_niqe_is_read_as_niqe_after(data_root):
+    profile = PROFILES["smoke"]
+    folder = views.out_dir(profile, "pconv")
+    old = _scores(("niqe", "sifid"))
+    mf.write_csv(old, folder / "scores.csv")
+    mf.write_csv(pd.DataFrame([{"model": "pconv", "set": s, "images": N_PAIRS, "fid": 1.0,
+                                "inception_weights": "pytorch-fid"} for s in old.set.unique()]), folder / "fid.csv")
+    scores, _ = views.load_scores(profile, "pconv")
+    assert "niqe" not in scores and np.array_equal(scores.niqe_after, old.niqe)
+    table = views.paired_tests(profile, ["pconv"], n_resamples=1000)
+    assert set(table.index.get_level_values("metric")) == {"NIQE after", "SIFID"}
+    assert views.table2(profile, ["pconv"]).loc[("pconv", "MS-COCO"), "NIQE, all"] == pytest.approx(
+        round(old[old.set == "MS-COCO"].niqe.mean(), 3))

@@ -1,9 +1,11 @@
-"""The inpainting step end to end in smoke (offline, CPU): sets, shared holes, results, scores."""
+"""The inpainting step end to end in smoke (offline, CPU): sets, shared holes, results, scores
+(the hole's PSNR is checked against scikit-image's peak_signal_noise_ratio on the files written)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio
 
 from helpers.data import generate
 from helpers.inpaint import step as inpaint_step
@@ -12,6 +14,7 @@ from helpers.book import ch3_inpaint as views
 from helpers.core.profiles import get_profile
 
 SMALL = {"inpaint_count": 3, "sd_steps": 2}
+IDENTITY = ["model", "set", "index", "key", "original", "result", "mask", "hole_ratio"]
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +50,17 @@ def test_every_set_gets_the_same_holes_and_is_scored(study):
     hole = np.asarray(Image.open(row["mask"])) > 127
     a, b = np.asarray(Image.open(row.original).convert("RGB")), np.asarray(Image.open(row.result))
     assert np.array_equal(a[~hole], b[~hole])
-    assert scores[["niqe", "sifid"]].notna().all().all()
+    assert list(scores.columns) == IDENTITY + list(inpaint_step.SCORE_COLUMNS)
+    assert scores[list(inpaint_step.SCORE_COLUMNS)].notna().all().all()
+    # the scores inside the hole see the fill only: recomputed here from the files on disk
+    assert row.psnr_hole == pytest.approx(peak_signal_noise_ratio(a[hole], b[hole], data_range=255))
+    assert np.isfinite(scores.psnr_hole).all() and (scores.ssim_hole < 1).all()
+    assert (scores.psnr_hole < [peak_signal_noise_ratio(np.asarray(Image.open(o).convert("RGB")),
+                                                        np.asarray(Image.open(r)), data_range=255)
+                                for o, r in zip(scores.original, scores.result)]).all()
     fid = pd.read_csv(inpaint_step.out_dir(study, "telea") / "fid.csv")
-    assert len(fid) == 4 and set(fid.inception_weights) == {"random stand-in"}
+    assert list(fid.columns) == ["model", "set", "images", "fid", "kid", "inception_weights"]
+    assert len(fid) == 4 and set(fid.inception_weights) == {"random stand-in"} and fid.kid.notna().all()
     # the views read the results back
     assert len(views.table2(study, ["telea"])) == 4
     assert len(views.differences(study, ["telea"])) == 6
@@ -58,6 +69,22 @@ def test_every_set_gets_the_same_holes_and_is_scored(study):
     again = inpaint_step.run(study, "telea")
     assert all(Image.open(p).tobytes() == before[p] for p in again.result)
     pd.testing.assert_frame_equal(again, scores, check_dtype=False)
+    # scores.csv of an older run, without the new columns: scored again, not reused
+    folder = inpaint_step.out_dir(study, "telea")
+    old = scores.drop(columns=["niqe_before", "psnr_hole", "ssim_hole", "sifid_hole"])
+    old.rename(columns={"niqe_after": "niqe"}).to_csv(folder / "scores.csv", index=False)
+    pd.testing.assert_frame_equal(inpaint_step.run(study, "telea"), scores, check_dtype=False)
+    assert list(pd.read_csv(folder / "scores.csv").columns) == list(scores.columns)
+
+
+def test_a_changed_hole_is_filled_again(tmp_path):
+    hole = np.zeros((16, 16), dtype=bool)
+    hole[2:6, 3:9] = True
+    mask = tmp_path / "masks" / "0000.png"
+    assert inpaint_step._write_mask(mask, hole) is False  # new
+    assert inpaint_step._write_mask(mask, hole) is False  # the same hole: left alone
+    assert inpaint_step._write_mask(mask, ~hole) is True  # another hole: its result is stale
+    assert np.array_equal(np.asarray(Image.open(mask)) > 127, ~hole)
 
 
 @pytest.mark.slow
@@ -65,7 +92,7 @@ def test_every_set_gets_the_same_holes_and_is_scored(study):
 def test_learned_models_run_through_the_same_step(study, model):
     profile = get_profile("smoke", dict(SMALL, inpaint_count=2, dalle2_dir="", imagen_dir=""))
     scores = inpaint_step.run(profile, model)
-    assert len(scores) == 4 and scores.niqe.notna().all() and scores.sifid.notna().all()
+    assert len(scores) == 4 and scores[list(inpaint_step.SCORE_COLUMNS)].notna().all().all()
 
 
 def test_user_folder_of_external_images(study, tmp_path, monkeypatch):

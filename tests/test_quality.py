@@ -1,5 +1,7 @@
-"""The scores of Chapter 3: NIQE offline (helpers.inpaint.niqe), FID and SIFID through pytorch-fid
-(helpers.inpaint.fid, .inception), and the bootstrap of two groups (helpers.inpaint.quality).
+"""The scores of Chapter 3: NIQE offline (helpers.inpaint.niqe), FID, KID and SIFID through
+pytorch-fid (helpers.inpaint.fid, .inception), and the bootstrap of two groups
+(helpers.inpaint.quality). KID is checked against Binkowski et al.'s estimator written out pair by
+pair, the one torch-fidelity and clean-fid implement.
 
 CPU only and offline: every test runs with a private TORCH_HOME and data root, sockets refused and
 torch-hub's downloader replaced by a failure, so any attempt to fetch weights fails the test.
@@ -160,6 +162,52 @@ def test_one_sample_has_no_covariance():
         fid.frechet_distance(np.ones((1, 2048)), np.zeros((1, 2048)))
 
 
+# --------------------------------------------------------------------------------------- KID -----
+
+def _kid_by_the_formula(x, y):
+    """Binkowski et al. (2018), eq. 2, written out pair by pair: the unbiased MMD^2 under
+    k(a, b) = (a.b / d + 1)^3 (the estimator torch-fidelity's and clean-fid's KID use)."""
+    d = x.shape[1]
+    k = lambda a, b: (float(np.dot(a, b)) / d + 1) ** 3
+    n, m = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
+    return xx + yy - 2 * xy
+
+
+def test_kid_is_the_unbiased_mmd_of_the_cubic_kernel():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(12, 5)), rng.normal(0.4, 1.2, size=(9, 5))
+    assert fid.kernel_distance(x, y) == pytest.approx(_kid_by_the_formula(x, y), rel=1e-12)
+    assert fid.kernel_distance(x, y) == pytest.approx(fid.kernel_distance(y, x), rel=1e-12)
+    with pytest.raises(quality.QualityError, match="at least two"):
+        fid.kernel_distance(x[:1], y)
+    with pytest.raises(quality.QualityError, match="dimensions"):
+        fid.kernel_distance(x, y[:, :4])
+
+
+def test_kid_is_about_zero_within_a_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(4)
+    # non-negative, like Inception's pool features (an average of ReLU outputs)
+    x, same = np.abs(rng.normal(size=(200, 64))), np.abs(rng.normal(size=(200, 64)))
+    shifts = [fid.kernel_distance(x, same + s) for s in (0.0, 0.25, 0.5, 1.0)]
+    itself = fid.kernel_distance(x, x)
+    # unbiased: a set with itself gives 2 (mean k(x_i, x_j) over i != j - mean k(x_i, x_i)) / n < 0
+    k = (x @ x.T / 64 + 1) ** 3
+    off_diagonal = (k.sum() - np.trace(k)) / (200 * 199)
+    assert itself == pytest.approx(2 * (off_diagonal - np.diag(k).mean()) / 200, rel=1e-9)
+    assert itself < 0 and abs(itself) < 0.05 * shifts[1]
+    assert abs(shifts[0]) < 0.05 * shifts[1]
+    assert shifts[1] < shifts[2] < shifts[3]
+    # larger sets: the mean over seeded subsets estimates the same quantity
+    big_a, big_b = rng.normal(size=(300, 16)), rng.normal(0.5, 1.0, size=(250, 16))
+    whole = fid.kernel_distance(big_a, big_b)
+    sub = fid.kernel_distance(big_a, big_b, subset_size=100, subsets=50, seed=1)
+    assert sub == pytest.approx(whole, rel=0.1)
+    assert sub == fid.kernel_distance(big_a, big_b, subset_size=100, subsets=50, seed=1)
+
+
 # ------------------------------------------------------------------ stand-in Inception, FID -----
 
 def test_pytorch_fid_loads_the_standin_offline_and_fid_of_a_set_with_itself_is_zero(
@@ -186,6 +234,9 @@ def test_pytorch_fid_loads_the_standin_offline_and_fid_of_a_set_with_itself_is_z
     between = fid.fid(images[:2], images[2:], model=pool_model)
     assert between > 1e-3 * spread
     assert between == pytest.approx(fid.frechet_distance(feats[:2], feats[2:]), rel=1e-6)
+    # KID on the same features (two images a set: the unbiased estimator's smallest case)
+    assert fid.kid(images[:2], images[2:], model=pool_model) == pytest.approx(
+        fid.kernel_distance(feats[:2], feats[2:]), rel=1e-6)
     with pytest.raises(quality.QualityError, match="two images"):
         fid.fid(images[:1], images, model=pool_model)
 

@@ -5,6 +5,11 @@ its folder) is left out of every table and plot, :func:`skipped_note` says which
 how to add them, and :func:`figure_grid` draws that note in place of the model's figure, so the
 chapter renders with any subset of its inpainters.
 
+``scores.csv`` holds one row per image; its NIQE of the inpainted result is ``niqe_after`` (beside
+``niqe_before``, of the original). A file written before that rename, with the column ``niqe``, is
+read as ``niqe_after`` (:func:`load_scores`), so older results still render. :func:`paired_tests`
+compares generated with real images pair by pair: image i of every set has the same hole.
+
 Two views need no run at all. :func:`weights_table` names the checkpoint each network loads and whose
 weights it holds, from the code's own list, so that the chapter credits the right people.
 :func:`paper_niqe_check` and :func:`paper_niqe_text` hold the paper's own per-image NIQE rows against
@@ -23,6 +28,7 @@ import seaborn as sns
 from PIL import Image
 
 from ..core import paper
+from ..core.stats import holm, paired_permutation_test
 from ..inpaint.quality import bootstrap_difference
 from ..inpaint.step import REAL, out_dir, skipped_path
 from ..inpaint.weights import PUBLISHED
@@ -44,12 +50,29 @@ WEIGHTS_ORIGIN = {
 }
 
 
+# The per-image scores the paired tests compare, as columns of scores.csv (or, for the change of
+# NIQE, made from two of them), with the chapter's names; those missing from a file are left out.
+NIQE_CHANGE = "niqe_change"
+PAIRED_METRICS = {"niqe_after": "NIQE after", NIQE_CHANGE: "NIQE after - before", "psnr_hole": "PSNR in the hole",
+                  "ssim_hole": "SSIM in the hole", "lpips_hole": "LPIPS in the hole", "sifid": "SIFID",
+                  "sifid_hole": "SIFID of the hole's box"}
+PAIRED_COLUMNS = ["model", "set", "metric", "n", "mean real", "mean generated", "mean difference", "p",
+                  "p (Holm)"]
+# Scores that also have a whole-image view in Table 2, with their labels there.
+SCORE_LABELS = {"niqe_after": "NIQE", "sifid": "SIFID"}
+
+
 def load_scores(profile, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``scores.csv`` (per image) and ``fid.csv`` (per set) of ``model``; an older ``scores.csv``
+    whose NIQE of the result is named ``niqe`` gets it as ``niqe_after``."""
     folder = out_dir(profile, model)
     if not (folder / "scores.csv").exists():
         raise FileNotFoundError(f"{folder / 'scores.csv'} does not exist: run `python -m helpers inpaint "
                                 f"--profile {profile.name} --model {model}` first")
-    return pd.read_csv(folder / "scores.csv"), pd.read_csv(folder / "fid.csv")
+    scores = pd.read_csv(folder / "scores.csv")
+    if "niqe" in scores and "niqe_after" not in scores:
+        scores = scores.rename(columns={"niqe": "niqe_after"})
+    return scores, pd.read_csv(folder / "fid.csv")
 
 
 def skipped(profile, models: list[str]) -> dict[str, str]:
@@ -125,9 +148,9 @@ def table2(profile, models: list[str]) -> pd.DataFrame:
         for set_name, part in scores.groupby("set", sort=False):
             first = part[part["index"] < PAPER_N]
             fid = fids.loc[fids["set"] == set_name, "fid"].iloc[0]
-            rows.append({"model": model, "set": set_name, f"NIQE, first {PAPER_N}": first.niqe.mean(),
+            rows.append({"model": model, "set": set_name, f"NIQE, first {PAPER_N}": first.niqe_after.mean(),
                          f"SIFID, first {PAPER_N}": first.sifid.mean(), "images": len(part),
-                         "NIQE, all": part.niqe.mean(), "SIFID, all": part.sifid.mean(),
+                         "NIQE, all": part.niqe_after.mean(), "SIFID, all": part.sifid.mean(),
                          "FID of the set": fid})
     columns = ["model", "set", f"NIQE, first {PAPER_N}", f"SIFID, first {PAPER_N}", "images",
                "NIQE, all", "SIFID, all", "FID of the set"]  # named, so that no model run gives an empty table
@@ -154,9 +177,9 @@ def table2_plot(profile, models: list[str]):
     ours = []
     for model in ran(profile, models):
         scores, _ = load_scores(profile, model)
-        for metric in ("sifid", "niqe"):
+        for metric, label in SCORE_LABELS.items():
             ours += [{"source": r.set, "score": getattr(r, metric), "model": model,
-                      "metric": f"{metric.upper()} (ours)"} for r in scores.itertuples()]
+                      "metric": f"{label} (ours)"} for r in scores.itertuples()]
     ours = pd.DataFrame(ours, columns=["source", "score", "model", "metric"])
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     axes = axes.ravel()
@@ -183,15 +206,75 @@ def differences(profile, models: list[str]) -> pd.DataFrame:
         scores, _ = load_scores(profile, model)
         real = scores[scores.set == REAL]
         for set_name, part in scores[scores.set != REAL].groupby("set", sort=False):
-            for metric in ("niqe", "sifid"):
+            for metric, label in SCORE_LABELS.items():
                 res = bootstrap_difference(real[metric].to_numpy(), part[metric].to_numpy(), seed=profile.seed)
-                rows.append({"model": model, "set": set_name, "score": metric.upper(),
+                rows.append({"model": model, "set": set_name, "score": label,
                              "generated minus real": res["observed"], "95% low": res["ci_low"],
                              "95% high": res["ci_high"], "p (bootstrap)": res["p_value"],
                              "images per set": f"{res['n_a']} / {res['n_b']}"})
     columns = ["model", "set", "score", "generated minus real", "95% low", "95% high", "p (bootstrap)",
                "images per set"]
     return pd.DataFrame(rows, columns=columns).set_index(["model", "set", "score"]).round(3)
+
+
+def _paired_values(scores: pd.DataFrame) -> pd.DataFrame:
+    """The scores the paired tests compare, one row per (set, index): the columns of
+    :data:`PAIRED_METRICS` present, with NIQE's change made from ``niqe_after - niqe_before``."""
+    scores = scores.copy()
+    if {"niqe_after", "niqe_before"} <= set(scores.columns):
+        scores[NIQE_CHANGE] = scores["niqe_after"] - scores["niqe_before"]
+    present = [c for c in PAIRED_METRICS if c in scores.columns]
+    return scores.set_index(["set", "index"])[present].astype(float)
+
+
+def _paired_row(model: str, set_name: str, metric: str, pairs: pd.DataFrame, seed: int,
+                n_resamples: int) -> dict:
+    """One test: generated against real over the indices where both scores are finite (a score
+    that is not a number, e.g. PSNR of a fill equal to the original, leaves its pair out)."""
+    pairs = pairs[np.isfinite(pairs).all(axis=1)]
+    real, generated = pairs["real"].to_numpy(), pairs["generated"].to_numpy()
+    p = float("nan")
+    if len(pairs) >= 2:
+        p = paired_permutation_test(generated, real, n_resamples=n_resamples, seed=seed)["p_value"]
+    return {"model": model, "set": set_name, "metric": PAIRED_METRICS[metric], "n": len(pairs),
+            "mean real": real.mean() if len(pairs) else np.nan,
+            "mean generated": generated.mean() if len(pairs) else np.nan,
+            "mean difference": (generated - real).mean() if len(pairs) else np.nan, "p": p}
+
+
+def paired_comparison(scores_by_model: dict[str, pd.DataFrame], seed: int = 0,
+                      n_resamples: int = 10000) -> pd.DataFrame:
+    """For each model, each generated set against MS-COCO and each score of :data:`PAIRED_METRICS`
+    in its ``scores.csv``: the paired permutation test of generated against real by index (image i
+    of every set has hole i), the mean difference generated minus real, and the p-values
+    Holm-corrected across the whole table (a test that could not run, with fewer than two pairs,
+    has no p-value and is left out of the correction)."""
+    rows = []
+    for model, scores in scores_by_model.items():
+        values = _paired_values(scores)
+        sets = list(dict.fromkeys(values.index.get_level_values("set")))
+        if REAL not in sets:
+            continue
+        real = values.xs(REAL, level="set")
+        for set_name in [s for s in sets if s != REAL]:
+            generated = values.xs(set_name, level="set")
+            for metric in values.columns:
+                pairs = pd.concat({"real": real[metric], "generated": generated[metric]}, axis=1, join="inner")
+                rows.append(_paired_row(model, set_name, metric, pairs, seed, n_resamples))
+    frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS[:-1])
+    tested = frame["p"].notna()
+    frame["p (Holm)"] = np.nan
+    if tested.any():
+        frame.loc[tested, "p (Holm)"] = holm(frame.loc[tested, "p"].to_numpy())
+    return frame.set_index(["model", "set", "metric"])
+
+
+def paired_tests(profile, models: list[str], n_resamples: int = 10000) -> pd.DataFrame:
+    """:func:`paired_comparison` of the models that ran (skipped ones left out), seeded with the
+    profile's seed, rounded for the chapter."""
+    frame = paired_comparison({m: load_scores(profile, m)[0] for m in ran(profile, models)},
+                              seed=profile.seed, n_resamples=n_resamples)
+    return frame.round({"mean real": 3, "mean generated": 3, "mean difference": 3, "p": 4, "p (Holm)": 4})
 
 
 def weights_table() -> pd.DataFrame:

@@ -97,9 +97,10 @@ def inpaint_models(profile: Profile) -> list[str]:
 
 
 def table2_averages(profile: Profile) -> pd.DataFrame:
-    """Chapter 3 (Table 2): per model and set, mean NIQE and SIFID of the first images (as many as
-    the paper's 10) and the set's FID, next to the paper's printed averages. The paper's column
-    is a per-image "FID"; SIFID is the per-image score that is defined (Chapter 3 explains)."""
+    """Chapter 3 (Table 2): per model and set, mean NIQE of the inpainted results (``niqe_after``;
+    an older ``scores.csv``'s ``niqe``) and SIFID of the first images (as many as the paper's 10)
+    and the set's FID, next to the paper's printed averages. The paper's column is a per-image
+    "FID"; SIFID is the per-image score that is defined (Chapter 3 explains)."""
     from .ch3_inpaint import PAPER_N, load_scores, skipped, table2
 
     rows = []

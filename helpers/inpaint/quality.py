@@ -1,12 +1,14 @@
 """Chapter 3: image-quality scores of inpainted images, what they share, and how two groups compare.
 
 The paper scores inpainting results on real and on generated images with FID and NIQE. The book
-computes three scores with the reference packages:
+computes these scores with the reference packages:
 
-- :mod:`helpers.inpaint.niqe`: **NIQE** of each result (pyiqa, with the pristine parameters carried
-  in the repository, so nothing is downloaded);
-- :mod:`helpers.inpaint.fid`: **FID** between sets of images and **SIFID** between one original
-  and its result (pytorch-fid's Inception, :mod:`helpers.inpaint.inception`);
+- :mod:`helpers.inpaint.niqe`: **NIQE** of each original and each result (pyiqa, with the
+  pristine parameters carried in the repository, so nothing is downloaded);
+- :mod:`helpers.inpaint.fid`: **FID** and **KID** between sets of images and **SIFID** between
+  one original and its result (pytorch-fid's Inception, :mod:`helpers.inpaint.inception`);
+- :mod:`helpers.inpaint.hole_scores`: **PSNR** and **SSIM** inside the hole against the original
+  (scikit-image), and the hole's box for SIFID of the fill alone;
 - here, :func:`bootstrap_difference`: the difference of the mean scores of two groups (e.g. NIQE
   on generated minus on real images), with a bootstrap interval and p-value.
 

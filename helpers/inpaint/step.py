@@ -10,9 +10,17 @@ labelled as stand-ins). Image i of every set gets the same hole, so hole sizes a
 matched across sets; with ``--masks objects`` the generated sets get real photograph i's object
 hole moved to a seeded random place (the same area and shape). Results are PNG (lossless) under
 ``results/<profile>/inpaint/<model>/<set>/`` (the set's name as :func:`helpers.core.files.slug`
-writes it), with ``scores.csv`` (per image: NIQE of the result, SIFID between original and result)
-and ``fid.csv`` (per set: FID between the originals and the results). Finished images are skipped
-on a rerun.
+writes it), and each index's hole under ``masks/`` (``NNNN.png``, or ``NNNN_matched.png`` for the
+generated sets' moved object holes). Finished images are skipped on a rerun; an image whose hole
+on disk differs from the hole asked for now (another ``--masks``) is filled again.
+
+Scores (:func:`score`), so that the fill is measured and not only the photograph around it:
+``scores.csv``, one row per image, adds to the row's identity (model, set, index, key, original,
+result, mask, hole_ratio) the columns :data:`SCORE_COLUMNS`: NIQE of the original and of the
+result (``niqe_before``, ``niqe_after``), PSNR and SSIM inside the hole against the original
+(:mod:`helpers.inpaint.hole_scores`), and SIFID of the whole image and of the hole's box
+(``sifid``, ``sifid_hole``). ``fid.csv``, one row per set, has FID and the unbiased KID between
+the set's originals and its results on the same Inception pool features.
 
 A learned model whose published weights cannot be fetched (offline) is *skipped*, not an error: the
 step prints how to add the weights, writes ``skipped.json`` (the reason) in the model's folder and
@@ -45,14 +53,17 @@ from ..data.generate import from_pretrained, generate_batch
 from ..data.images import load_rgb, png_bytes, suffix
 from ..data.real_data import convert_all, log_skipped
 from ..data.tiny_sd import build_tiny_pipeline
-from . import deepfill, fid, inception, niqe, pconv
+from . import deepfill, fid, hole_scores, inception, niqe, pconv
 from . import masks as mk
 from .interface import Classical
+from .quality import QualityError
 from .sd import SDInpainter
 from .weights import WeightsUnavailable, checkpoint_for
 
 REAL, OURS, DALLE2, IMAGEN = "MS-COCO", "Stable Diffusion", "DALL-E 2", "Imagen"
 EXTERNAL = {DALLE2: "dalle2_dir", IMAGEN: "imagen_dir"}
+SCORE_COLUMNS = ("niqe_before", "niqe_after", "psnr_hole", "ssim_hole", "sifid", "sifid_hole")
+SET_SCORE_COLUMNS = ("fid", "kid")
 
 
 class InpaintError(RuntimeError):
@@ -236,8 +247,9 @@ def inpaint_sets(profile, model: str, sets: dict, hole_list: dict, device) -> tu
             hole = hole_list[set_name][i]
             moved = hole_list[set_name] is not hole_list.get(REAL, hole_list[set_name])
             mask_file = masks_dir / f"{i:04d}{'_matched' if moved else ''}.png"
-            if not mask_file.exists():
-                atomic_write_bytes(mask_file, png_bytes(Image.fromarray((hole * 255).astype(np.uint8))))
+            if _write_mask(mask_file, hole) and target.exists():
+                print(f"{target}: its hole changed ({mask_file}); filling it again")
+                target.unlink()
             if not target.exists():
                 inpainter = inpainter or build(model, profile, device)
                 atomic_write_bytes(target, png_bytes(inpainter(load_rgb(path, min_side=1), hole)))
@@ -245,6 +257,22 @@ def inpaint_sets(profile, model: str, sets: dict, hole_list: dict, device) -> tu
             rows.append(dict(model=model, set=set_name, index=i, key=key, original=str(path),
                              result=str(target), mask=str(mask_file), hole_ratio=float(hole.mean())))
     return rows, done
+
+
+def _write_mask(mask_file: Path, hole: np.ndarray) -> bool:
+    """Write ``hole`` to ``mask_file`` unless the file already holds it; True when a different
+    hole was there (so the result filled through it is stale)."""
+    if mask_file.exists():
+        try:
+            if np.array_equal(hole_scores.read_hole(mask_file), hole):
+                return False
+        except QualityError:
+            pass  # unreadable: written again, and its result filled again
+        changed = True
+    else:
+        changed = False
+    atomic_write_bytes(mask_file, png_bytes(Image.fromarray((hole * 255).astype(np.uint8))))
+    return changed
 
 
 def run(profile, model: str, mask_mode: str = "free_form") -> pd.DataFrame | None:
@@ -275,32 +303,79 @@ def run(profile, model: str, mask_mode: str = "free_form") -> pd.DataFrame | Non
 
 
 def scores_on_disk(profile, model: str, scores: pd.DataFrame) -> pd.DataFrame | None:
-    """The scores an earlier run computed for exactly these results, or None."""
-    previous = out_dir(profile, model) / "scores.csv"
-    if not (previous.exists() and (out_dir(profile, model) / "fid.csv").exists()):
+    """The scores an earlier run computed for exactly these results and holes, or None (also when
+    they lack a column of :data:`SCORE_COLUMNS` or :data:`SET_SCORE_COLUMNS`: an older run's)."""
+    folder = out_dir(profile, model)
+    previous, fids = folder / "scores.csv", folder / "fid.csv"
+    if not (previous.exists() and fids.exists()):
         return None
     old = pd.read_csv(previous)
-    if old["result"].tolist() != scores["result"].tolist():
+    missing = [c for c in ("result", "mask", *SCORE_COLUMNS) if c not in old.columns]
+    missing += [c for c in SET_SCORE_COLUMNS if c not in pd.read_csv(fids, nrows=0).columns]
+    if missing:
+        print(f"scores: {previous} lacks {', '.join(missing)}; scoring again")
+        return None
+    if old["result"].tolist() != scores["result"].tolist() or old["mask"].tolist() != scores["mask"].tolist():
         return None
     print(f"scores: {previous} (already computed for these results)")
     return old
 
 
 def score(profile, model: str, scores: pd.DataFrame, device) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """NIQE of each result and SIFID of each (original, result) pair as new columns of ``scores``,
-    and FID of each set (a set of one image has none)."""
+    """The columns :data:`SCORE_COLUMNS` of each image, added to ``scores``, and FID and KID of
+    each set (:func:`set_scores`).
+
+    The hole of each row is read back from the mask file the step wrote (``mask``). ``niqe_before``
+    and ``niqe_after`` are the same NIQE on the same device, of the original and of the result;
+    ``psnr_hole`` and ``ssim_hole`` compare the fill with the original inside the hole;
+    ``sifid_hole`` is SIFID of the hole's bounding box, grown to at least
+    :data:`helpers.inpaint.hole_scores.HOLE_BOX_MIN` px a side with the image's own pixels (never
+    resized), since a smaller crop gives SIFID's 64-d Gaussians fewer positions than dimensions.
+    An empty hole scores NaN inside it.
+    """
     started = time.perf_counter()
     originals = [load_rgb(p, min_side=1) for p in scores.original]
     results = [load_rgb(p, min_side=1) for p in scores.result]
-    scores["niqe"] = niqe.niqe(results, device=device)
+    holes = [hole_scores.read_hole(m, img.size[::-1]) for m, img in zip(scores["mask"], originals)]
+    scores["niqe_before"] = niqe.niqe(originals, device=device)
+    scores["niqe_after"] = niqe.niqe(results, device=device)
+    inside = pd.DataFrame([hole_scores.scores_in_hole(o, r, h) for o, r, h in zip(originals, results, holes)],
+                          index=scores.index, columns=["psnr_hole", "ssim_hole"])
+    scores[["psnr_hole", "ssim_hole"]] = inside
     scores["sifid"] = fid.sifid_pairs(list(zip(originals, results)), device=device)
-    weights = "random stand-in" if profile.name == "smoke" else "pytorch-fid"
-    fids = []
-    for set_name, part in scores.groupby("set", sort=False):
-        idx = part.index
-        value = fid.fid([originals[i] for i in idx], [results[i] for i in idx], device=device) \
-            if len(idx) >= 2 else float("nan")
-        fids.append(dict(model=model, set=set_name, images=len(idx), fid=value, inception_weights=weights))
+    scores["sifid_hole"] = sifid_in_boxes(originals, results, holes, device)
+    fids = set_scores(profile, model, scores, originals, results, device)
     seconds = time.perf_counter() - started
     print(f"scoring: {len(scores)} images in {seconds:.1f} s ({len(scores) / seconds:.2f} images/s on {device})")
-    return scores, pd.DataFrame(fids)
+    return scores, fids
+
+
+def sifid_in_boxes(originals: list, results: list, holes: list, device) -> np.ndarray:
+    """SIFID of each (original, result) pair cropped to its hole's grown bounding box
+    (:func:`helpers.inpaint.hole_scores.hole_crops`); NaN where the hole is empty."""
+    crops = [hole_scores.hole_crops(o, r, h) for o, r, h in zip(originals, results, holes)]
+    out = np.full(len(crops), np.nan, dtype=np.float64)
+    kept = [i for i, pair in enumerate(crops) if pair is not None]
+    if kept:
+        out[kept] = fid.sifid_pairs([crops[i] for i in kept], device=device)
+    return out
+
+
+def set_scores(profile, model: str, scores: pd.DataFrame, originals: list, results: list,
+               device) -> pd.DataFrame:
+    """FID and unbiased KID of each set, between its originals and its results, from one pass of
+    Inception pool features (:func:`helpers.inpaint.fid.pool_features`); NaN for a set of one
+    image (neither is defined on one sample)."""
+    net = inception.inception_model(3, device)
+    feats_o, feats_r = fid.pool_features(originals, net), fid.pool_features(results, net)
+    weights = "random stand-in" if profile.name == "smoke" else "pytorch-fid"
+    rows = []
+    for set_name, part in scores.groupby("set", sort=False):
+        idx = np.flatnonzero(scores.index.isin(part.index))
+        a, b = feats_o[idx], feats_r[idx]
+        enough = len(idx) >= 2
+        rows.append(dict(model=model, set=set_name, images=len(idx),
+                         fid=fid.frechet_distance(a, b) if enough else float("nan"),
+                         kid=fid.kernel_distance(a, b) if enough else float("nan"),
+                         inception_weights=weights))
+    return pd.DataFrame(rows)
