@@ -177,7 +177,7 @@ def test_eval_names():
 
 # -- evaluation files ---------------------------------------------------------------------------
 
-def test_evaluate_writes_predictions_and_metrics_and_reuses_them(study, calls):
+def test_evaluate_writes_predictions_and_metrics_and_reuses_them(study, calls, capsys):
     result = evaluate(study, batch_size=4)
     assert result["name"] == "paper-best_test" and not result["reused"]
     folder = result["dir"]
@@ -193,8 +193,11 @@ def test_evaluate_writes_predictions_and_metrics_and_reuses_them(study, calls):
     assert saved["settings"]["train_head"] == "paper" and saved["settings"]["reencode"] is None
     assert len(calls) == 1
     # a rerun reads the files back without loading the model
+    capsys.readouterr()
     again = evaluate(study)
     assert again["reused"] and len(calls) == 1 and again["metrics"] == result["metrics"]
+    said = capsys.readouterr().out  # printed inside a chapter's kernel: the book's roots, no absolute path
+    assert "$BOOK_RESULTS_ROOT/smoke/eval/paper-best_test" in said and str(folder) not in said
     pd.testing.assert_frame_equal(again["predictions"], result["predictions"], check_dtype=False)
     # a re-encoding is another evaluation beside it; a new checkpoint file is evaluated again
     jpeg = evaluate(study, reencode="jpeg:50")

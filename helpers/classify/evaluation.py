@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import backbones
 from ..core.distributed import default_device
+from ..core.paths import shown
 from ..data.real_data import log_skipped
 from .classifier import EvaluateError, checkpoint_path, lazy_classifier
 from .eval_files import checkpoint_stamp, eval_name, fingerprint, reusable, save_result
@@ -83,7 +84,7 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
     settings = _settings(profile, checkpoint, set_name, held, label, spec, parts)
     old = None if force else reusable(profile, name, settings)
     if old is not None:
-        print(f"evaluation {name}: {old['dir']} (already computed for this checkpoint and these images)")
+        print(f"evaluation {name}: {shown(str(old['dir']))} (already computed for this checkpoint and these images)")
         return old | {"reused": True}
     prepared = [f for part in parts if not part.from_folder for f in part.files]
     check_prepared(prepared)
