@@ -9,7 +9,7 @@ PROFILE ?= $(or $(BOOK_PROFILE),smoke)
 # Each profile builds into its own folder, with its own execution cache: builds never mix.
 BUILD = _build/$(PROFILE)
 
-.PHONY: book run rehearse test unit notebooks build-strict clean
+.PHONY: book run rehearse student test unit notebooks build-strict clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ run: $(STAMP)
 # a model-hub cache under the real ids); FULL_SIZE=1 builds the stand-ins at the real sizes (GPU).
 rehearse: $(STAMP)
 	$(PY) -m helpers.rehearsal run $(PROFILE) $(if $(FULL_SIZE),--full-size)
+
+# The students' copy: the chapters without their {solution} blocks and outputs, with _config.yml,
+# _toc.yml and book/, in student/ (python -m helpers.book.student), then its HTML build in
+# student/_build/html (the chapters run again in $(PROFILE)). Hand out either.
+student: $(STAMP)
+	$(PY) -m helpers.book.student
+	BOOK_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build student
+	@echo "open student/_build/html/index.html"
 
 # The package's layers (import-linter's contract in pyproject.toml), unit tests, every chapter
 # through nbval, and a book build with warnings as errors (smoke).
