@@ -242,11 +242,13 @@ def inpaint_sets(profile, model: str, sets: dict, hole_list: dict, device) -> tu
     masks_dir = out_dir(profile, model) / "masks"
     inpainter, done, rows = None, 0, []
     for set_name, items in sets.items():
+        set_holes = hole_list[set_name]
+        # a set whose holes are not the real photographs' own (objects mode: matched holes) keeps its own files
+        suffix = "_matched" if set_holes is not hole_list.get(REAL, set_holes) else ""
         for i, (key, path) in enumerate(tqdm(items, desc=f"inpaint {model} {set_name}", unit="img")):
             target = result_path(profile, model, set_name, i, key)
-            hole = hole_list[set_name][i]
-            moved = hole_list[set_name] is not hole_list.get(REAL, hole_list[set_name])
-            mask_file = masks_dir / f"{i:04d}{'_matched' if moved else ''}.png"
+            hole = set_holes[i]
+            mask_file = masks_dir / f"{i:04d}{suffix}.png"
             if _write_mask(mask_file, hole) and target.exists():
                 print(f"{target}: its hole changed ({mask_file}); filling it again")
                 target.unlink()
