@@ -4,17 +4,20 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Installs pin every package to the tested version (requirements.lock, as pip constraints);
+# LOCK= (empty) installs the newest versions pyproject.toml allows instead.
+LOCK ?= requirements.lock
 # The profile of `make book`, `make run` and `make rehearse`: PROFILE=..., else $BOOK_PROFILE, else smoke.
 PROFILE ?= $(or $(BOOK_PROFILE),smoke)
 # Each profile builds into its own folder, with its own execution cache: builds never mix.
 BUILD = _build/$(PROFILE)
 
-.PHONY: book run rehearse student test unit notebooks build-strict clean
+.PHONY: book run rehearse student test unit notebooks build-strict clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install $(if $(LOCK),-c $(LOCK)) -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
 	touch $(STAMP)
 
@@ -54,6 +57,16 @@ notebooks: $(STAMP)
 
 build-strict: $(STAMP)
 	BOOK_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output _build/smoke --warningiserror --keep-going
+
+# Refresh requirements.lock and environment.yml: a scratch environment gets the newest versions
+# pyproject.toml allows, and its pip freeze becomes the lock (tools/lock.py). Then run `make test`.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --upgrade pip
+	.venv-lock/bin/python -m pip install -e ".[dev]"
+	$(PYTHON) tools/lock.py .venv-lock/bin/python
+	rm -rf .venv-lock
 
 clean:
 	rm -rf _build
