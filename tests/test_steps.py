@@ -135,7 +135,7 @@ def test_what_a_step_printed_is_shown_without_this_machines_paths(data_root, mon
 
     printed = (f"40 real images ready; manifest: {data_root}/smoke/manifest.csv\n"
                f"run {results_root('smoke')}/train/paper is finished\nsee {REPO_ROOT}/notebooks/x.png\n")
-    monkeypatch.setattr(chapter, "_run", lambda cmd, stream: subprocess.CompletedProcess(cmd, 0, printed, ""))
+    monkeypatch.setattr(chapter.live, "run_command", lambda cmd, *a: subprocess.CompletedProcess(cmd, 0, printed, ""))
     chapter.launch("data", get_profile("smoke"), {})
     out = capsys.readouterr().out
     assert "manifest: $BOOK_DATA_ROOT/smoke/manifest.csv" in out

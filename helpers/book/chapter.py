@@ -5,15 +5,10 @@ A notebook cell stays a few lines long; the work is here or in the commands.
 
 from __future__ import annotations
 
-import codecs
-import collections
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +18,7 @@ from ..core import steps
 from ..core.paths import results_root, shown
 from ..core.profiles import Profile, get_profile, to_sets
 from ..core.steps import made_from_standins
+from . import live
 
 
 def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
@@ -67,54 +63,27 @@ def command_line(command: str, profile: Profile, overrides: dict | None, args, n
 
 def launch(command: str, profile: Profile, overrides: dict | None = None, *args: str, tail: int = 12,
            nproc: int = 1, stream: bool = False) -> str:
-    """Run the step now; its stdout. ``stream``: show every line as it comes (``make run``), else
-    the last ``tail`` lines at the end (a notebook cell). The step's record keeps those lines."""
+    """Run the step now; its stdout. ``stream``: show every line as it comes (``make run``); in a
+    notebook, its last lines live, then the last ``tail`` lines of its output (:mod:`.live`).
+    Everything it said goes to its log; its record keeps the last ``tail`` lines."""
     typed = command_line(command, profile, overrides, args, nproc)
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     cmd = [*_launcher(nproc, torchrun, sys.executable), "-m", "helpers", *_argv(command, profile, overrides, args)]
     print("$ " + " ".join(typed), flush=True)
+    view = None if stream else live.notebook_view()
+    log = live.log_path(profile.name, [command, *args])
     started = time.perf_counter()
-    out = _run(cmd, stream)
+    out = live.run_command(cmd, "stream" if stream else "live" if view else "quiet", log, " ".join(typed), view)
     lines = [shown(ln) for ln in out.stdout.splitlines() if ln.strip()]
-    if not stream:
-        print("\n".join(lines[-tail:]))
+    summary = "\n".join([*lines[-tail:], f"(its whole output: {shown(log)})"])
+    if view is not None:
+        view.show(summary)
+    elif not stream:
+        print(summary)
     if out.returncode != 0:
         raise steps.StepFailed(f"`{' '.join(typed)}` failed:\n{shown(failure_summary(out.stderr or ''))}")
     steps.add_output(profile, [command, *args], lines[-tail:], time.perf_counter() - started, nproc)
     return out.stdout
-
-
-def _run(cmd: list[str], stream: bool) -> subprocess.CompletedProcess:
-    if not stream:
-        return subprocess.run(cmd, capture_output=True, text=True)
-    lines = []
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1) as proc:
-        errors = _tee(proc.stderr, sys.stderr)  # progress bars and errors still reach the terminal as they come
-        for line in proc.stdout:
-            print(line, end="", flush=True)
-            lines.append(line)
-        errors.join()
-    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "".join(errors.kept))
-
-
-def _tee(source, sink, keep: int = 200_000) -> threading.Thread:
-    """Copy the pipe ``source`` to ``sink`` as it comes (bytes as they arrive, not lines: a progress
-    bar redraws with ``\\r``) and keep its last ``keep`` characters in the thread's ``kept``."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def copy():
-        while chunk := os.read(source.fileno(), 4096):
-            text = decoder.decode(chunk)
-            sink.write(text)
-            sink.flush()
-            thread.kept.append(text)
-            if len(thread.kept) > keep // 1000:
-                thread.kept = collections.deque(["".join(thread.kept)[-keep:]])
-
-    thread = threading.Thread(target=copy, daemon=True)
-    thread.kept = collections.deque()
-    thread.start()
-    return thread
 
 
 _ERROR_LINE = re.compile(r"^(\[rank\d+\]:\s*)?(error: |[A-Za-z_.]*(Error|Exception)\b.*: )")
