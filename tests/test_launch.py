@@ -82,3 +82,20 @@ def test_failure_summary_puts_the_cause_before_the_tracebacks_it_caused(tmp_path
 
 def test_failure_summary_of_quiet_output_is_its_end():
     assert failure_summary("a\nb\nc", tail=3) == "b\nc"
+
+
+def test_a_warning_in_a_chapter_names_no_machine_path(capsys):
+    import warnings
+
+    from helpers.core.paths import REPO_ROOT
+
+    chapter.quiet_warnings()
+    line = warnings.formatwarning("deprecated", UserWarning, str(REPO_ROOT / "helpers" / "x.py"), 3)
+    assert line == "helpers/x.py:3: UserWarning: deprecated\n"
+    line = warnings.formatwarning("old", FutureWarning, "/opt/env/lib/python3.11/site-packages/timm/a.py", 9)
+    assert line == "site-packages/timm/a.py:9: FutureWarning: old\n"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        chapter.quiet_warnings()
+        warnings.warn("IProgress not found. Please update jupyter and ipywidgets.")
+    assert caught == []

@@ -6,10 +6,12 @@ A notebook cell stays a few lines long; the work is here or in the commands.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -24,6 +26,7 @@ from . import live
 def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
     """The chapter's profile, printed, with a warning when its results are only pipeline checks."""
     p = get_profile(profile, overrides)
+    quiet_warnings()
     print(p.describe())
     if p.name == "smoke":
         print("\nSMOKE PROFILE: stand-in photographs and tiny random models.\n"
@@ -34,6 +37,21 @@ def setup(profile: str | None = None, overrides: dict | None = None) -> Profile:
               "(random weights of the real architectures, a COCO look-alike, smaller counts).\n"
               "Every number below checks that the pipeline runs; none is a finding.")
     return p
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as Python prints it, its file named from the book's root or from site-packages."""
+    where = shown(filename)
+    if os.path.isabs(where) and "site-packages" in where:
+        where = where[where.index("site-packages"):]
+    return f"{where}:{lineno}: {category.__name__}: {message}\n"
+
+
+def quiet_warnings() -> None:
+    """A chapter's page shows no path of the machine that built it, warnings included; and no tqdm
+    warning about notebook widgets (the book's cells draw no progress bars of their own)."""
+    warnings.formatwarning = _warning_line
+    warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 class StepNotDone(RuntimeError):
