@@ -14,6 +14,7 @@ from .core.profiles import ProfileError, add_profile_arguments, get_profile, par
 from .core.stamps import StaleOutputError
 from .core.steps import StepFailed
 from .data import real_data
+from .data.controls import ControlError
 from .data.manifest import ManifestError
 from .data.real_data import DataError
 from .inpaint import score_cli
@@ -23,7 +24,7 @@ from .inpaint.masks import MaskError
 DESCRIPTION = "``python -m helpers COMMAND --profile P``: the book's long jobs, from a notebook or a shell."
 # Errors whose message already says what to do: printed without a traceback.
 KNOWN_ERRORS = (DownloadError, ManifestError, UnsafePathError, StaleOutputError, DataError, MaskError, StepFailed,
-                augment.AugmentError)
+                augment.AugmentError, ControlError)
 
 
 def _known_errors():
@@ -61,8 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile_arguments(p)
     from .inpaint.step import MODELS
     p.add_argument("--model", required=True, choices=MODELS)
-    p.add_argument("--masks", default="free_form", metavar="free_form|objects|DIR",
-                   help="seeded free-form strokes (default), COCO object outlines, or a folder of masks")
+    p.add_argument("--masks", default=None, metavar="objects|free_form|DIR",
+                   help="COCO object outlines (object removal), seeded free-form strokes, or a folder of masks "
+                        "(default: the profile's inpaint_masks: objects in course and paper, free_form in smoke)")
+
+    p = sub.add_parser("controls", help="the images of Chapter 4's training-time controls and of its "
+                       "augmentation probe; with --evaluate, the controls' and the probe's evaluations")
+    add_profile_arguments(p)
+    p.add_argument("--evaluate", action="store_true",
+                   help="score each trained control on its own test rows, and run the augmentation probe")
 
     from .classify import evaluate, train
     train.add_parser(sub)
@@ -118,7 +126,11 @@ def _dispatch(args, profile) -> int:
         inpaint_step.run(profile, args.model, mask_mode=args.masks)
     elif args.command == "train":
         from .classify import train
-        train.run(profile, control=args.control, deterministic=args.deterministic, model=args.model)
+        train.run(profile, control=args.control, deterministic=args.deterministic, model=args.model,
+                  variant=args.variant, **train.trial_options(args))
+    elif args.command == "controls":
+        from .classify import controls, controls_data
+        controls.run(profile) if args.evaluate else controls_data.run(profile)
     elif args.command == "bench":
         from .classify import bench
         if args.what == "train":

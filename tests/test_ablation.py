@@ -25,7 +25,16 @@ from helpers.classify.evaluation import evaluate
 from helpers.classify.metrics import mcnemar, paired_bootstrap
 from helpers.classify.models import STANDINS, build_model, count_flops
 from helpers.classify.train import add_arguments, run_dir
-from helpers.core.profiles import ProfileError, get_profile
+from helpers.book import ch5_runs as runs
+from helpers.book import hyperparameters, pipeline
+from helpers.book import results_tables as rp
+from helpers.classify import classifier
+from helpers.classify.evaluate import trial_run
+from helpers.classify.loaders import build_loaders
+from helpers.classify.transform import model_input
+from helpers.core.distributed import World
+from helpers.core.profiles import ProfileError, get_profile, lr_grid
+from helpers.core.stats import holm, wilson_interval
 
 
 # ---------------------------------------------------------------- the switch
@@ -39,22 +48,49 @@ def test_every_standin_builds_runs_and_is_small(name, head, outputs):
     assert count_flops(model, 64) > 0
 
 
-def test_for_model_changes_only_the_backbone_and_its_size():
+def test_for_model_changes_only_the_backbone_and_the_runs_own_settings():
     smoke = get_profile("smoke")
     assert backbones.for_model(smoke) is smoke
     vgg = backbones.for_model(smoke, "vgg16")
-    assert (vgg.train_model, vgg.train_img_size) == ("tiny-vgg", smoke.ablation_img_size)
-    changed = {k for k, v in vgg.as_dict().items() if smoke.as_dict()[k] != v}
-    assert changed == {"train_model"} | ({"train_img_size"} if smoke.train_img_size != smoke.ablation_img_size else set())
+    assert (vgg.train_model, vgg.train_img_size) == ("tiny-vgg", smoke.train_img_size)  # one size for all four
+    assert {k for k, v in vgg.as_dict().items() if smoke.as_dict()[k] != v} == {"train_model"}
+    run = backbones.for_model(smoke, "vgg16", img_size=48, lr=3e-4, seed=7)
+    assert (run.train_img_size, run.train_lr, run.seed) == (48, 3e-4, 7)
+    assert backbones.for_model(smoke, img_size=smoke.train_img_size, lr=smoke.train_lr, seed=smoke.seed) is smoke
     paper = get_profile("paper")
     assert backbones.models(paper) == {"vgg16": "vgg16.tv_in1k", "resnet50": "resnet50.tv_in1k",
                                        "efficientnet_b0": "efficientnet_b0.ra_in1k",
                                        "convnext": "convnext_xlarge.fb_in22k_ft_in1k_384"}
-    assert backbones.for_model(paper, "resnet50").train_img_size == 224
+    assert {backbones.for_model(paper, k).train_img_size for k in backbones.KEYS} == {384}
     assert [backbones.run_name(k) for k in backbones.KEYS] == ["paper", "vgg16", "resnet50", "efficientnet_b0"]
     assert backbones.run_name("vgg16", control=True) == "vgg16-control"
     with pytest.raises(ValueError, match="valid: convnext"):
         backbones.for_model(smoke, "alexnet")
+
+
+def test_a_run_with_other_settings_has_them_in_its_folder_and_its_command():
+    smoke = get_profile("smoke")
+    assert run_dir(smoke, model="vgg16", img_size=48, lr=3e-4, seed=2025).name == "vgg16-48px-lr3e-4-seed2025"
+    assert run_dir(smoke, model="vgg16", img_size=smoke.train_img_size, lr=smoke.train_lr).name == "vgg16"
+    assert run_dir(smoke, model="convnext", lr=smoke.train_lr, seed=smoke.seed).name == "paper"  # Chapter 4's
+    assert run_dir(smoke, model="convnext", seed=2025).name == "paper-seed2025"
+    assert backbones.trial_args(smoke, "resnet50", lr=3e-4, seed=smoke.seed) == ("--model", "resnet50", "--lr", "3e-4")
+    for lr in (3e-5, 1e-4, 2.5e-4, 0.001):
+        assert float(backbones.lr_text(lr)) == lr
+    assert backbones.lr_text(2.5e-4) == "2.5e-4"
+    args = add_arguments(argparse.ArgumentParser()).parse_args(["--lr", "3e-4", "--seed", "3", "--img-size", "48"])
+    assert train.trial_options(args) == {"img_size": 48, "lr": 3e-4, "seed": 3}
+    with pytest.raises(ValueError, match="train_lr must be positive"):
+        backbones.for_model(smoke, lr=-1.0)
+
+
+@pytest.mark.parametrize("setting, value", [("ablation_lr_grid", "1e-4,1e-4"), ("ablation_lr_grid", "fast"),
+                                            ("ablation_lr_grid", "0,1e-4"), ("ablation_lr_grid", "nan"),
+                                            ("ablation_variant_size", -1), ("ablation_seeds", 0)])
+def test_bad_grid_seeds_and_variant_are_refused(setting, value):
+    with pytest.raises(ProfileError, match=setting):
+        get_profile("smoke", {setting: value})
+    assert lr_grid("3e-4, 1e-4") == [1e-4, 3e-4]
 
 
 @pytest.mark.parametrize("value", ["vgg16=a,resnet50=b", "vgg16=a,resnet50=b,efficientnet_b0=c,vit=d",
@@ -90,41 +126,158 @@ def test_paired_bootstrap_and_mcnemar_on_a_known_case():
 
 # ---------------------------------------------------------------- the ablation's tables
 
-def _checkpoint(profile, key):
-    path = ev.default_checkpoint(profile, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": Brightness().state_dict()}, path)
+def _metrics_csv(folder, val_losses, epochs_per_run=None):
+    """A run's metrics.csv with these validation losses (one row per epoch)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(val_losses)
+    pd.DataFrame({"epoch": range(1, n + 1), "val_loss": val_losses, "seconds": [3.0 + i for i in range(n)],
+                  "images_per_s": [10.0] * n, "peak_memory_mb": [100.0 + i for i in range(n)]}
+                 ).to_csv(folder / "metrics.csv", index=False)
 
 
-def test_table3_paired_tests_and_cost_read_the_runs(study, calls):
-    assert ablation.table3(study).empty and ablation.paired_tests(study).empty
-    for key in ("convnext", "vgg16"):
-        _checkpoint(study, key)
-        result = evaluate(study, model=key)
-        assert result["name"] == f"{backbones.run_name(key)}-best_test"
-        assert result["settings"]["train_model"] == backbones.for_model(study, key).train_model
-    table = ablation.table3(study)
-    assert list(table.index) == ["VGG-16", "ConvNeXt-XL"]
-    assert table.loc["VGG-16", "accuracy (paper)"] == 0.9793 and table.loc["ConvNeXt-XL", "accuracy (ours)"] == 1.0
-    assert table.loc["VGG-16", "model (ours)"] == "tiny-vgg"
-    tests = ablation.paired_tests(study)
-    row = tests.loc["VGG-16 vs ConvNeXt-XL"]
-    assert row["images"] == 6 and row["accuracy difference (points)"] == 0 and row["McNemar p-value"] == 1.0
-    # training cost: from metrics.csv, and the model's size counted once and cached
-    folder = run_dir(study, model="vgg16")
-    pd.DataFrame({"epoch": [1, 2], "val_loss": [0.7, 0.5], "seconds": [3.0, 5.0], "images_per_s": [10.0, 12.0],
-                  "peak_memory_mb": [100.0, 120.0]}).to_csv(folder / "metrics.csv", index=False)
-    cost = ablation.cost_table(study)
-    assert list(cost.index) == ["VGG-16"]
-    row = cost.loc["VGG-16"]
-    assert (row["epochs run"], row["best epoch"], row["seconds per epoch (median)"]) == (2, 2, 4.0)
-    assert row["peak memory (MiB)"] == 120.0 and 0.1 < row["parameters (M)"] < 1 and row["input (px)"] == 64
-    size = json.loads((folder.parents[1] / "ablation" / "size_vgg16.json").read_text())
-    assert size["model"] == "tiny-vgg"
+def _finish_grid(profile, losses: dict):
+    """Every grid run finished (all epochs), its best validation loss from ``losses[key][lr]``."""
+    for key in backbones.KEYS:
+        for trial in runs.grid(profile, key):
+            best = losses.get(key, {}).get(trial.lr, 0.5)
+            _metrics_csv(trial.folder(profile), [best + 0.2] * (profile.train_epochs - 1) + [best])
+
+
+def test_the_grid_chooses_on_validation_loss_and_ties_go_to_the_smaller_rate(data_root):
+    profile = get_profile("smoke", {"ablation_lr_grid": "1e-4,3e-4,1e-3", "ablation_seeds": 2})
+    assert runs.seed_steps(profile) == [] and runs.choose(profile)["backbones"]["vgg16"]["chosen_lr"] is None
+    assert len(runs.grid_steps(profile)) == 12 and ("train", ("--model", "convnext")) in runs.grid_steps(profile)
+    _finish_grid(profile, {"vgg16": {1e-4: 0.3, 3e-4: 0.2, 1e-3: 0.4}, "resnet50": {3e-4: 0.1, 1e-3: 0.1}})
+    unfinished = runs.grid(profile, "efficientnet_b0")[0].folder(profile)
+    _metrics_csv(unfinished, [0.5, 0.4])  # 2 of 3 epochs, still improving: not over
+    choice = runs.choose(profile)["backbones"]
+    assert choice["vgg16"]["chosen_lr"] == 3e-4 and choice["resnet50"]["chosen_lr"] == 3e-4  # tie: smaller
+    assert choice["convnext"]["chosen_lr"] == 1e-4 and choice["efficientnet_b0"]["chosen_lr"] is None
+    _metrics_csv(unfinished, [0.5, 0.6, 0.7][: profile.train_patience + 1])  # stopped early: over
+    steps = runs.seed_steps(profile)
+    saved = json.loads(runs.choice_path(profile).read_text())
+    assert saved["backbones"]["efficientnet_b0"]["chosen_lr"] == 1e-4 and "validation loss" in saved["criterion"]
+    assert ("train", ("--model", "vgg16", "--lr", "3e-4")) not in steps  # the grid's run is seed 1
+    assert ("evaluate", ("--model", "vgg16", "--lr", "3e-4")) in steps
+    assert ("train", ("--model", "vgg16", "--lr", "3e-4", "--seed", "2025")) in steps
+    variant = ("--model", "vgg16", "--img-size", "48", "--lr", "3e-4")
+    assert ("train", variant) in steps and ("evaluate", variant + ("--seed", "2025")) in steps
+    assert len(steps) == 4 * (1 + 2) + 4 * 2 * 2  # seeds at 64 px (train 1, evaluate 2), at 48 (both)
+    assert runs.count_runs(profile) == {"grid": 12, "more seeds": 4, "variant size": 8, "shared with Chapter 4": 1,
+                                        "new trainings": 23}  # smoke's train_lr is in the grid
+    table = ablation.grid_table(profile)
+    assert table.loc[("VGG-16", "3e-4"), "chosen"] and not table.loc[("VGG-16", "1e-4"), "chosen"]
+    assert table.loc[("VGG-16", "3e-4"), "best validation loss"] == pytest.approx(0.2)
+
+
+def test_make_run_lists_the_seeds_once_the_grid_has_run(data_root, monkeypatch):
+    monkeypatch.setattr("helpers.book.ch5_transfer.prepare", lambda p: {})
+    profile = get_profile("smoke")
+    grid = [(5, "train", args) for _, args in runs.grid_steps(profile)]
+    before = [(s.chapter, s.command, s.args) for s in pipeline.steps(profile)]
+    assert before[before.index(grid[0]):][:len(grid)] == grid
+    assert not [c for c in before if c[0] == 5 and "--lr" in c[2] and c[1] == "evaluate"]  # nothing chosen yet
+    listed, steps = [], pipeline.steps(profile)
+    for step in steps:
+        listed.append((step.chapter, step.command, step.args))
+        if listed[-len(grid):] == grid:
+            break
+    _finish_grid(profile, {})  # the grid runs; then the generator lists the seeds of its choice
+    rest = [(s.chapter, s.command, s.args) for s in steps]
+    assert rest[0] == (5, "evaluate", ("--model", "convnext", "--lr", "3e-4"))  # all tied: the smaller rate
+    assert (5, "train", ("--model", "vgg16", "--img-size", "48", "--lr", "3e-4")) in rest
+    assert rest[-1][1] == "predict"
+
+
+def _scored_by_seed(monkeypatch):
+    """The stand-in classifier, right on every image, except the run of seed 2025: wrong on every one."""
+    def fake(profile, checkpoint):
+        return Brightness(2, scale=-5.0 if "seed2025" in str(checkpoint) else 5.0)
+
+    monkeypatch.setattr(classifier, "load_classifier", fake)
+
+
+def test_table3_reports_seeds_intervals_and_holm_corrected_tests(study, monkeypatch):
+    monkeypatch.setenv("BOOK_SET", "ablation_seeds=2 ablation_variant_size=0")
+    profile = get_profile("smoke")
+    _scored_by_seed(monkeypatch)
+    assert ablation.table3(profile).empty and ablation.paired_tests(profile).empty
+    _finish_grid(profile, {})
+    for command, args in runs.seed_steps(profile):
+        if command == "train":  # a trained run: its metrics and a checkpoint
+            folder = run_dir(profile, model=args[1], **_options(args))
+            _metrics_csv(folder, [0.3, 0.2, 0.1])
+        else:
+            folder = run_dir(profile, model=args[1], **_options(args))
+        torch.save({"model": Brightness().state_dict()}, folder / "best.pt")
+        if command == "evaluate":
+            assert _cli([command, *args]) == 0
+    table = ablation.table3(profile)
+    assert list(table.index) == ["VGG-16", "ResNet-50", "EfficientNet-B0", "ConvNeXt-XL"]
+    row = table.loc["VGG-16"]
+    assert row["seeds"] == "2 of 2" and row["input (px)"] == 64 and row["learning rate (chosen)"] == 3e-4
+    assert row["accuracy (ours)"] == 0.5 and row["accuracy sd"] == pytest.approx(np.sqrt(0.5), abs=1e-4)
+    assert row["accuracy per seed"] == "1.0000, 0.0000" and row["accuracy (paper)"] == 0.9793
+    assert "ROC-AUC 95% interval (BCa, by class)" in table and row["ROC-AUC (ours)"] == 0.5
+    seeds = ablation.seed_table(profile)
+    first = seeds.loc[("VGG-16", 2024)]
+    low, high = wilson_interval(6, 6)
+    assert first["accuracy 95% interval (Wilson)"] == f"{low:.4f} .. {high:.4f}" and high == 1 and low < 1
+    assert seeds.loc[("VGG-16", 2025), "accuracy"] == 0 and first["run folder"] == "train/vgg16-lr3e-4"
+    tests = ablation.paired_tests(profile)
+    assert list(tests.index.get_level_values("metric").unique()) == ["accuracy", "ROC-AUC"]
+    assert len(tests) == 6 and (tests["difference (points)"] == 0).all()  # the same scores for every backbone
+    assert tests["Holm-adjusted p"].tolist() == pytest.approx(holm(tests["p-value (paired permutation)"]))
+    assert not tests["real at 5% (Holm)"].any()
+    cost = ablation.cost_table(profile)
+    assert cost.loc[("VGG-16", 64), "epochs run"] == 3 and cost.loc[("VGG-16", 64), "model (ours)"] == "tiny-vgg"
+    page = rp.table3(profile)
+    vgg = page[page["quantity"] == "VGG-16: accuracy"].iloc[0]
+    assert vgg["ours"] == 0.5 and "mean over 2 of 2 seeds, 64 px" in vgg["note"]
+    hyper = hyperparameters.hyperparameter_table(profile)
+    assert "VGG-16 3e-4" in hyper.loc["learning rate chosen per backbone", "smoke"]
+    assert hyper.loc["seeds per backbone, Chapter 5", "smoke"] == "2 (2024, 2025)"
+    speed = ablation.prediction_speed(profile)
+    assert "vgg16-lr3e-4-seed2025-best_test" in speed.index and set(speed["device"]) == {"cpu"}
     assert len(ablation.setup_table()) == 12
-    speed = ablation.prediction_speed(study)
-    assert set(speed.index) == {"paper-best_test", "vgg16-best_test"} and (speed["images"] == 6).all()
-    assert (speed["images_per_s"] > 0).all() and set(speed["device"]) == {"cpu"}
+
+
+def _options(args) -> dict:
+    """``--img-size``/``--lr``/``--seed`` of a step's arguments, as ``run_dir`` takes them."""
+    flags = dict(zip(args[2::2], args[3::2]))
+    return {"img_size": int(flags["--img-size"]) if "--img-size" in flags else None,
+            "lr": float(flags["--lr"]) if "--lr" in flags else None,
+            "seed": int(flags["--seed"]) if "--seed" in flags else None}
+
+
+def test_every_backbone_is_fed_the_same_input_in_training_and_evaluation(data_root):
+    """One transform: the training loader's and evaluation's for each backbone, at the run's size."""
+    smoke = get_profile("smoke")
+    world = World(rank=0, size=1, local_rank=0, device=torch.device("cpu"))
+    rows = pd.DataFrame({"path": ["x.jpg"], "label": [1]})
+    for key in backbones.KEYS:
+        for size in runs.sizes(smoke):
+            trained = backbones.for_model(smoke, key, img_size=size)
+            model = build_model(trained, pretrained="none")
+            loader = build_loaders(trained, world, model, rows, rows)[0]
+            args = argparse.Namespace(model=key, checkpoint="x.pt", img_size=size, lr=None, seed=None)
+            _, evaluated = trial_run(args, smoke)
+            shown = model_input(model, backbones.for_model(evaluated, key).train_img_size)
+            assert loader.dataset.transform == shown and shown.size == size
+
+
+def test_the_hyperparameter_table_states_every_choice_and_its_source():
+    table = hyperparameters.hyperparameter_table()
+    for row in ("optimizer", "learning rate, Chapter 4's model", "learning rates tried, Chapter 5",
+                "learning rate chosen per backbone", "global batch", "micro-batch per process", "epochs, at most",
+                "early stopping", "learning-rate schedule", "weight decay", "precision", "input size (px)",
+                "augmentation"):
+        assert row in table.index and table.loc[row, "where it comes from"]
+    assert table.loc["learning rate, Chapter 4's model", "paper"] == "1e-4"
+    assert table.loc["learning rates tried, Chapter 5", "course"] == "3e-5, 1e-4, 3e-4"
+    assert table.loc["global batch", "paper"] == "4" and "10 epochs" in table.loc["early stopping", "paper"]
+    assert table.loc["input size (px)", "paper"] == "384 for every backbone; variant 224"
+    assert set(table.columns) == {"smoke", "course", "paper", "where it comes from"}
 
 
 # ---------------------------------------------------------------- transfer

@@ -162,3 +162,19 @@ def test_folder_masks_are_matched_by_name_and_checked(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"")
     with pytest.raises(mk.MaskError, match="broken.png: zero-byte"):
         mk.from_folder(tmp_path, "broken", 8, 8)
+
+
+def test_object_removal_is_the_default_of_course_and_paper_and_free_form_of_smoke():
+    """The paper removes objects (Fig. 6); smoke's stand-in photographs have no object annotations
+    (only captions), so it draws free-form strokes. ``inpaint --masks`` defaults to the setting."""
+    from helpers.__main__ import build_parser
+    from helpers.core.profiles import ProfileError, get_profile
+
+    assert {name: get_profile(name).inpaint_masks for name in ("smoke", "course", "paper")} == {
+        "smoke": "free_form", "course": "objects", "paper": "objects"}
+    assert get_profile("smoke", {"inpaint_masks": "objects"}).inpaint_masks == "objects"
+    with pytest.raises(ProfileError, match="inpaint_masks"):
+        get_profile("course", {"inpaint_masks": "strokes"})
+    args = build_parser().parse_args(["inpaint", "--profile", "course", "--model", "telea"])
+    assert args.masks is None  # the step then takes the profile's inpaint_masks
+    assert build_parser().parse_args(["inpaint", "--model", "telea", "--masks", "/some/dir"]).masks == "/some/dir"

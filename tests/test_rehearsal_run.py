@@ -30,6 +30,19 @@ def test_a_cpu_rehearsal_shrinks_sizes_and_says_so_a_full_size_one_does_not(monk
     assert "changed from the published profile" in paper.describe() and "train_img_size=64" in paper.describe()
 
 
+def test_a_cpu_rehearsal_trains_fewer_but_every_kind_of_run():
+    from helpers.core.profiles import CONTROLS
+
+    for name in ("course", "paper"):
+        sets = dict(item.split("=", 1) for item in orchestrate.book_set(False, name).split())
+        profile = get_profile(name, sets)  # every value is a valid setting
+        assert profile.ablation_seeds >= 1 and profile.controls
+    course = get_profile("course", dict(item.split("=", 1) for item in orchestrate.book_set(False, "course").split()))
+    assert len(course.ablation_lr_grid.split(",")) == 2 and course.ablation_seeds == 2
+    assert sorted(course.controls.split(",")) == sorted(CONTROLS)
+    assert "controls" not in orchestrate.book_set(True, "paper") and "ablation_seeds" not in orchestrate.book_set(True, "paper")
+
+
 def test_the_rendered_pages_are_checked_for_the_profile_and_tracebacks(tmp_path):
     pages = tmp_path / "_build" / "html" / "notebooks"
     pages.mkdir(parents=True)

@@ -22,7 +22,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from helpers.__main__ import main
-from helpers.inpaint import inception, niqe, score_cli
+from helpers.inpaint import inception, lpips, niqe, score_cli
 
 
 def _offline(*args, **kwargs):
@@ -41,9 +41,11 @@ def offline(data_root, tmp_path, monkeypatch):
     monkeypatch.setattr(pyiqa_download, "download_url_to_file", _offline)
     inception._INCEPTIONS.clear()
     niqe._NIQE_METRICS.clear()
+    lpips._METRICS.clear()
     yield tmp_path
     inception._INCEPTIONS.clear()
     niqe._NIQE_METRICS.clear()
+    lpips._METRICS.clear()
 
 
 def _textured(seed: int, side: int = 192) -> np.ndarray:
@@ -160,7 +162,7 @@ def test_sifid_and_lpips_offline_name_the_missing_files(offline, images, capsys)
     args = [str(images["noisy"]), "--reference", str(images["original"])]
     assert main(["score", "lpips", *args]) == 1
     out, err = capsys.readouterr()
-    files = score_cli.lpips_weight_files()
+    files = lpips.lpips_weight_files()
     assert out == "" and "Traceback" not in err
     for name, path, url in files:
         assert str(path) in err and url in err
@@ -179,7 +181,7 @@ def test_lpips_runs_on_files_in_place_and_is_0_for_identical_images(offline, ima
     from pyiqa.archs.lpips_arch import LPIPS
     from torchvision.models import alexnet
 
-    (_, alex_path, _), (_, linear_path, _) = score_cli.lpips_weight_files()
+    (_, alex_path, _), (_, linear_path, _) = lpips.lpips_weight_files()
     alex_path.parent.mkdir(parents=True)
     torch.save(alexnet(weights=None).state_dict(), alex_path)
     linear_path.parent.mkdir(parents=True)  # LPIPS() reads AlexNet's file; its linear weights >= 0, as trained ones

@@ -6,7 +6,7 @@ chapters' tables and figures; :mod:`.results_page` is the results page; :mod:`.p
 every step in the chapters' order (``make run``).
 
 Re-exported here: the modules that load without torch. ``ch3_inpaint``, ``ch4_train``,
-``ch5_ablation``, ``ch5_transfer`` and ``pipeline`` import the inpainting or classifier code
+``ch4_controls``, ``spectra``, ``ch5_ablation``, ``ch5_transfer`` and ``pipeline`` import the inpainting or classifier code
 (torch) or belong to the chapters that do: import them by their module path, as the notebooks do.
 """
 

@@ -7,8 +7,11 @@ chapter renders with any subset of its inpainters.
 
 ``scores.csv`` holds one row per image; its NIQE of the inpainted result is ``niqe_after`` (beside
 ``niqe_before``, of the original). A file written before that rename, with the column ``niqe``, is
-read as ``niqe_after`` (:func:`load_scores`), so older results still render. :func:`paired_tests`
-compares generated with real images pair by pair: image i of every set has the same hole.
+read as ``niqe_after`` (:func:`load_scores`), so older results still render. :func:`per_image`
+shows the scores image by image (the fill's own among them: PSNR, SSIM and LPIPS inside the hole),
+:func:`holes_text` says which holes ran (read from the column ``hole_kind``), and
+:func:`paired_tests` compares generated with real images pair by pair: image i of every set has
+hole i (the same hole, or in object removal the real photograph's hole moved).
 
 Two views need no run at all. :func:`weights_table` names the checkpoint each network loads and whose
 weights it holds, from the code's own list, so that the chapter credits the right people.
@@ -29,6 +32,7 @@ from PIL import Image
 
 from ..core import paper
 from ..core.stats import holm, paired_permutation_test
+from ..inpaint.masks import DILATE_PX, OBJECT_MAX_RATIO, OBJECT_MIN_RATIO
 from ..inpaint.quality import bootstrap_difference
 from ..inpaint.step import REAL, out_dir, skipped_path
 from ..inpaint.weights import PUBLISHED
@@ -58,6 +62,11 @@ PAIRED_METRICS = {"niqe_after": "NIQE after", NIQE_CHANGE: "NIQE after - before"
                   "sifid_hole": "SIFID of the hole's box"}
 PAIRED_COLUMNS = ["model", "set", "metric", "n", "mean real", "mean generated", "mean difference", "p",
                   "p (Holm)"]
+# The per-image table's columns (scores.csv's), with the chapter's names; lower is better for NIQE,
+# LPIPS and SIFID, higher for PSNR and SSIM.
+PER_IMAGE_COLUMNS = {"hole_kind": "hole", "hole_ratio": "hole share", "niqe_before": "NIQE before",
+                     "niqe_after": "NIQE after", "psnr_hole": "PSNR in hole", "ssim_hole": "SSIM in hole",
+                     "lpips_hole": "LPIPS in hole", "sifid": "SIFID", "sifid_hole": "SIFID of hole's box"}
 # Scores that also have a whole-image view in Table 2, with their labels there.
 SCORE_LABELS = {"niqe_after": "NIQE", "sifid": "SIFID"}
 
@@ -132,6 +141,61 @@ def figure_grid(profile, model: str, index: int = 0):
     cells = [_set_row(row, model, titled=r == 0) for r, row in enumerate(rows.itertuples())]
     return image_grid(cells, row_labels=list(rows.set), note=f"no image {index} was scored for {model}",
                       size=(2.5, 2.6), fontsize=10)
+
+
+def per_image(profile, model: str, first: int = PAPER_N) -> pd.DataFrame:
+    """``model``'s scores image by image, for the first ``first`` images of each set (the paper's
+    Table 2 has ten rows per source), with the chapter's names (:data:`PER_IMAGE_COLUMNS`);
+    columns that an older ``scores.csv`` lacks are left out."""
+    scores, _ = load_scores(profile, model)
+    part = scores[scores["index"] < first]
+    names = {c: label for c, label in PER_IMAGE_COLUMNS.items() if c in part.columns}
+    return part.set_index(["set", "index"])[list(names)].rename(columns=names).round(3)
+
+
+def _holes_sentence(scores: pd.DataFrame) -> str:
+    """What the holes of one model's ``scores.csv`` were, from its column ``hole_kind``."""
+    if "hole_kind" not in scores.columns:
+        return ("These results were written before the step recorded its holes' kind (`hole_kind`): "
+                "run the step again to see it.")
+    real = scores.loc[scores.set == REAL, "hole_kind"]
+    objects, n = int((real == "object").sum()), len(real)
+    share = f"{scores.hole_ratio.mean():.0%}"
+    if (real == "folder").all():
+        return (f"**Holes from a folder of masks** (`--masks DIR`): image *i* of every set gets the same hole "
+                f"({share} of the image on average).")
+    if objects == 0:
+        return (f"**Free-form holes**: seeded strokes covering {share} of each image on average (`mask_ratio`); "
+                f"image *i* of every set gets exactly the same hole.")
+    fallback = n - objects
+    text = (f"**Object removal**: the holes of {objects} of the {n} photographs are the outline of one of their "
+            f"COCO objects (the largest that covers {OBJECT_MIN_RATIO:.0%}-{OBJECT_MAX_RATIO:.0%} of the image after "
+            f"the crop), carried through the crop and dilated by {DILATE_PX} px")
+    if fallback:
+        text += f"; the other {fallback} had no such object and got free-form strokes instead"
+    return (text + f" ({share} of the image on average). A generated image has no annotated objects, so "
+            "generated image *i* gets photograph *i*'s hole moved to a seeded random place where it fits "
+            "wholly: the same area and shape, at another position.")
+
+
+def holes_text(profile, models: list[str]) -> str:
+    """Markdown: which holes the models that ran were filled through, and how the generated sets
+    got theirs, read from each ``scores.csv`` (so the text says what ran, not what was asked)."""
+    described: dict[str, list[str]] = {}
+    for model in ran(profile, models):
+        described.setdefault(_holes_sentence(load_scores(profile, model)[0]), []).append(model)
+    if not described:
+        return "No inpainter ran, so there are no holes to describe."
+    if len(described) == 1:
+        return next(iter(described))
+    return "\n\n".join(f"{', '.join(names)}: {text}" for text, names in described.items())
+
+
+def holes_note(profile, models: list[str]):
+    """:func:`holes_text`, rendered as Markdown in the notebook."""
+    from IPython.display import Markdown  # a notebook kernel only (the book extra)
+
+    return Markdown(holes_text(profile, models))
 
 
 def table1() -> pd.DataFrame:

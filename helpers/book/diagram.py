@@ -28,7 +28,7 @@ STAGES = (
     Stage("augment", "2. Augmentation", "the paper's Algorithm 1,\nand its both-classes control",
           ("augment",), (3.6, 2.9)),
     Stage("train", "4. Training", "ConvNeXt-XL, evaluation,\nshortcut checks and controls",
-          ("train", "evaluate"), (6.0, 2.9)),
+          ("train", "evaluate", "controls"), (6.0, 2.9)),
     Stage("ablation", "5. Ablation and transfer", "VGG-16, ResNet-50, EfficientNet-B0;\nDALL-E 2 and Imagen images",
           ("train --model", "evaluate", "predict"), (8.5, 2.9)),
     Stage("inpaint", "3. Inpainting", "partial and gated convolution, SD;\nFID/KID, NIQE, scores in the hole",

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..classify import backbones
 from ..classify.train import run_dir
 from ..core.distributed import launch_processes
-from . import ch5_transfer, chapter
+from . import ch4_controls, ch5_runs, ch5_transfer, chapter
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,9 @@ def _generation_processes() -> int:
 
 
 def steps(profile) -> Iterator[Step]:
-    """The steps of Chapters 1-5, in order. A generator: Chapter 5's transfer steps are listed only
-    once the earlier steps have run (smoke's stand-in folders are made from Chapter 1's plan)."""
+    """The steps of Chapters 1-5, in order. A generator: Chapter 5's seeds are listed only once its
+    learning-rate grid has run (they train the rate it chose), and its transfer steps only once the
+    earlier steps have run (smoke's stand-in folders are made from Chapter 1's plan)."""
     nproc = launch_processes()
     out = [Step(1, "data"), Step(1, "generate", nproc=_generation_processes()),
            Step(1, "bench", ("data",)), Step(1, "bench", ("generate",)),
@@ -45,11 +45,15 @@ def steps(profile) -> Iterator[Step]:
     out += [Step(3, "inpaint", ("--model", m)) for m in profile.inpaint_model_list]
     control_best = str(run_dir(profile, control=True) / "best.pt")
     out += [Step(4, "train", nproc=nproc), Step(4, "evaluate"),
-            Step(4, "train", ("--control",), nproc=nproc), Step(4, "evaluate", ("--checkpoint", control_best)),
-            Step(4, "bench", ("train",))]
-    for key in backbones.KEYS:
-        out += [Step(5, "train", ("--model", key), nproc=nproc), Step(5, "evaluate", ("--model", key))]
+            Step(4, "train", ("--control",), nproc=nproc), Step(4, "evaluate", ("--checkpoint", control_best))]
+    out += [Step(4, command, args, nproc=nproc if command == "train" else 1)
+            for command, args in ch4_controls.steps(profile)]  # the training-time controls and the probe
+    out += [Step(4, "bench", ("train",))]
+    out += [Step(5, command, args, nproc=nproc) for command, args in ch5_runs.grid_steps(profile)]  # Table 3's grid
     yield from out
+    # the seeds of each backbone's learning rate, chosen on validation once the grid has run
+    yield from (Step(5, command, args, nproc=nproc if command == "train" else 1)
+                for command, args in ch5_runs.seed_steps(profile))
     folders = ch5_transfer.prepare(profile)
     yield from (Step(5, "evaluate", args) for args in ch5_transfer.evaluations(profile, folders))
     yield Step(5, "predict", (str(ch5_transfer.predict_target(profile, folders)),))

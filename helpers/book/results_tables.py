@@ -244,10 +244,20 @@ def table3(profile: Profile) -> pd.DataFrame:
     rows = []
     for model, reported in paper.TABLE3.items():
         have = frame is not None and model in frame.index
+        note = _table3_note(frame.loc[model]) if have else why or NOT_EVALUATED
         for metric, value in zip(TABLE3_METRICS, reported):
             ours = plain_number(frame.loc[model, f"{metric} (ours)"]) if have else NOT_RUN
-            rows.append(_row(f"{model}: {metric}", ours, value, "" if have else why or NOT_EVALUATED))
+            rows.append(_row(f"{model}: {metric}", ours, value, note))
     return _frame(rows)
+
+
+def _table3_note(row: pd.Series) -> str:
+    """What one of our Table 3 numbers is: a mean over seeds, at one input size, at a learning rate
+    chosen on validation (Chapter 5)."""
+    if "seeds" not in row:
+        return ""
+    return (f"mean over {row['seeds']} seeds, {row['input (px)']} px, learning rate "
+            f"{row['learning rate (chosen)']:g} chosen on validation loss")
 
 
 def transfer(profile: Profile) -> pd.DataFrame:

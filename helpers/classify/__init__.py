@@ -7,6 +7,8 @@ global batch (:mod:`.batches`), the data (:mod:`.loaders`, :mod:`.dataset`), the
 the classifier from its checkpoint (:mod:`.classifier`), which images (:mod:`.image_sets`),
 the re-encodings (:mod:`.reencode`), prediction (:mod:`.prediction`), the step itself
 (:mod:`.evaluation`), its files (:mod:`.eval_files`) and categories (:mod:`.categories`).
+Chapter 4's training-time controls: their images (:mod:`.controls_data`, ``python -m helpers
+controls``) and evaluations with the augmentation probe (:mod:`.controls`).
 Both go through the one model-input transform (:mod:`.transform`). Table 3's backbones:
 :mod:`.backbones`; the models: :mod:`.models`; the metrics: :mod:`.metrics`.
 
@@ -15,13 +17,15 @@ importing the package does not load them. The steps' functions are reached throu
 ``train.run``, ``evaluate.main``, ``evaluation.evaluate``, ``bench.run``, ``prepare.setup``.
 """
 
-from . import (backbones, batches, bench, categories, checkpointing, classifier, dataset, eval_files, evaluate,
+from . import (backbones, batches, bench, categories, checkpointing, classifier, controls, controls_data, dataset,
+               eval_files, evaluate,
                evaluation, image_sets, loaders, loop, metrics, models, prediction, prepare, records, reencode,
                train, trainer, transform)
 from .batches import BatchPlan, accumulation_steps, batch_plan
 from .categories import category_table, load_categories
 from .checkpointing import load_checkpoint, rng_state, save_best, save_last, set_rng_state
 from .classifier import EvaluateError, checkpoint_path, default_checkpoint, lazy_classifier, load_classifier
+from .controls import own_test, probe_pairs, probe_summary, score_rows
 from .dataset import DamagedImage, ManifestDataset, check_files, damaged_error, damaged_message, repair_hint
 from .eval_files import eval_dir, eval_name, load_result, two_class_metrics
 from .evaluation import evaluate_conditions
@@ -29,7 +33,8 @@ from .image_sets import check_prepared, folder_images, image_file, image_parts
 from .loaders import ShardSampler, build_loaders, training_rows, validation_rows
 from .loop import (accumulate, autocast_dtype, early_stopping, end_epoch, optimizer_step, peak_memory_mb,
                    stop_reason, train_epoch, train_step, validate)
-from .metrics import binary_metrics, bootstrap_ci, mcnemar, paired_bootstrap, roc_points
+from .metrics import (binary_metrics, bootstrap_ci, mcnemar, paired_bootstrap, paired_difference_ci,
+                      paired_difference_test, roc_points, seed_mean, seed_mean_ci)
 from .models import HEADS, STANDINS, build_model, count_flops, data_config, loss_and_prob
 from .prediction import LABEL_NAMES, THRESHOLD, expand_paths, predict_images, predict_paths, probabilities
 from .prepare import determinism, prepare_model, seed_everything
@@ -40,7 +45,8 @@ from .trainer import Trainer, TrainError
 from .transform import ModelInput, model_input
 
 __all__ = [
-    "backbones", "batches", "bench", "categories", "checkpointing", "classifier", "dataset", "eval_files",
+    "backbones", "batches", "bench", "categories", "checkpointing", "classifier", "controls", "controls_data",
+    "own_test", "probe_pairs", "probe_summary", "score_rows", "dataset", "eval_files",
     "evaluate", "evaluation", "image_sets", "loaders", "loop", "metrics", "models", "prediction", "prepare",
     "records", "reencode", "train", "trainer", "transform",
     "BatchPlan", "accumulation_steps", "batch_plan", "category_table", "load_categories", "load_checkpoint",
@@ -51,6 +57,7 @@ __all__ = [
     "image_parts", "ShardSampler", "build_loaders", "training_rows", "validation_rows", "accumulate",
     "autocast_dtype", "early_stopping", "end_epoch", "optimizer_step", "peak_memory_mb", "stop_reason",
     "train_epoch", "train_step", "validate", "binary_metrics", "bootstrap_ci", "mcnemar", "paired_bootstrap",
+    "paired_difference_ci", "paired_difference_test", "seed_mean", "seed_mean_ci",
     "roc_points", "HEADS", "STANDINS", "build_model", "count_flops", "data_config", "loss_and_prob",
     "LABEL_NAMES", "THRESHOLD", "expand_paths", "predict_images", "predict_paths", "probabilities",
     "determinism", "prepare_model", "seed_everything", "METRICS", "check_settings", "run_settings",

@@ -7,7 +7,9 @@ scores the manifest's test split (originals only) with a trained classifier, or 
 image of a folder (all given one label: the paper's DALL-E 2 and Imagen transfer figures), and
 writes ``results/<profile>/eval/<name>/predictions.csv`` (path, label, p_generated, predicted) and
 ``metrics.json`` (:mod:`helpers.classify.evaluation`). ``--model`` picks one of Table 3's
-backbones (:mod:`helpers.classify.backbones`) and its run's ``best.pt``.
+backbones (:mod:`helpers.classify.backbones`) and its run's ``best.pt``; ``--img-size``, ``--lr``
+and ``--seed`` pick one run of Chapter 5's grid and seeds, as ``train`` took them (the images
+are fed at that run's input side).
 
 A folder of generated images alone gives one number, the share called generated: the paper's
 DALL-E 2 and Imagen figures. Balanced accuracy, ROC-AUC and AP need real images too and are
@@ -26,11 +28,13 @@ folders of images; files that cannot be read are listed with their reason, never
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from . import backbones
 from ..core.files import atomic_write_text
+from ..core.paths import shown
 from ..core.profiles import add_profile_arguments
 from ..data import manifest as mf
 from .categories import category_table, load_categories
@@ -38,6 +42,7 @@ from .classifier import EvaluateError
 from .eval_files import two_class_metrics
 from .evaluation import evaluate
 from .prediction import predict_paths
+from .train import add_trial_arguments, run_dir, trial_options
 
 SHOWN = ("n_real", "n_generated", "accuracy", "balanced_accuracy", "roc_auc", "average_precision",
          "accuracy_real", "accuracy_generated", "tn", "fp", "fn", "tp")
@@ -48,6 +53,25 @@ def _add_classifier_arguments(p: argparse.ArgumentParser, model_help: str) -> No
     p.add_argument("--model", choices=backbones.KEYS, default=backbones.DEFAULT, help=model_help)
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="the trained weights (default: results/<profile>/train/<run>/best.pt)")
+    add_trial_arguments(p)
+
+
+def trial_run(args: argparse.Namespace, profile):
+    """``(checkpoint, profile)`` of the run that ``--model``/``--img-size``/``--lr``/``--seed`` name
+    (Chapter 5): its ``best.pt`` (unless ``--checkpoint`` gives one) and the profile at its input side."""
+    trial = trial_options(args)
+    if all(v is None for v in trial.values()):
+        return args.checkpoint, profile
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        checkpoint = run_dir(profile, model=args.model, **trial) / "best.pt"
+        if not checkpoint.is_file():
+            command = " ".join(backbones.trial_args(profile, args.model, **trial))
+            raise EvaluateError(f"{shown(str(checkpoint))} does not exist: train that run first (`python -m helpers "
+                                f"train --profile {profile.name} {command}`)")
+    if trial["img_size"] is not None:
+        profile = dataclasses.replace(profile, train_img_size=trial["img_size"])
+    return checkpoint, profile
 
 
 def add_parser(subparsers) -> None:
@@ -98,7 +122,8 @@ def _print_metrics(result: dict) -> None:
 
 def _evaluate_command(args: argparse.Namespace, profile) -> int:
     categories = load_categories(args.categories) if args.categories else None
-    result = evaluate(profile, args.checkpoint, args.images, args.label, args.reencode, real=args.real,
+    checkpoint, profile = trial_run(args, profile)
+    result = evaluate(profile, checkpoint, args.images, args.label, args.reencode, real=args.real,
                       model=args.model, batch_size=args.batch_size, force=args.force)
     _print_metrics(result)
     if categories is not None:
@@ -110,7 +135,8 @@ def _evaluate_command(args: argparse.Namespace, profile) -> int:
 
 
 def _predict_command(args: argparse.Namespace, profile) -> int:
-    table = predict_paths(profile, args.checkpoint, args.paths, as_is=args.as_is,
+    checkpoint, profile = trial_run(args, profile)
+    table = predict_paths(profile, checkpoint, args.paths, as_is=args.as_is,
                           batch_size=args.batch_size, model=args.model)
     bad = table[table["reason"] != ""]
     if args.csv:

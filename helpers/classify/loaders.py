@@ -2,7 +2,8 @@
 
 Training reads Chapter 2's set (the paper's way, or with ``--control`` the both-classes control),
 else the manifest's training split when no augmented rows exist yet; validation reads the
-manifest's ``val`` split (originals only). Both go through the model's own input transform
+manifest's ``val`` split (originals only). A training-time control (``--variant NAME``) reads
+both from its own rows (:mod:`helpers.classify.controls_data`). Both go through the model's own input transform
 (:mod:`helpers.classify.transform`), the one evaluation uses too.
 """
 
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from ..augment import AugmentError, training_set
+from ..data import controls as ctl
 from ..data import manifest as mf
 from .dataset import ManifestDataset
 from .trainer import TrainError
@@ -32,6 +34,17 @@ def training_rows(profile, frame: pd.DataFrame, control: bool = False) -> pd.Dat
     # without Chapter 2's rows this is the training split as it is;
     # training_set leaves out augmented photographs (the control's), which the paper did not have
     return training_set(frame, profile, control=False)
+
+
+def variant_rows(profile, variant: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, validation rows) of a control of Chapter 4 (``train --variant NAME``), as the
+    ``controls`` step listed them: the same images as the paper's set-up with one class re-made."""
+    try:
+        rows = ctl.load_rows(profile, variant)
+    except ctl.ControlError as exc:
+        raise TrainError(f"--variant {variant}: {exc}") from None
+    return (rows[rows.split == "train"].reset_index(drop=True),
+            rows[rows.split == "val"].reset_index(drop=True))
 
 
 def validation_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,11 @@ informative at 100% where a percentile bootstrap gives [1, 1]; any other metric 
 within each class, percentile (the book's one bootstrap, :func:`helpers.core.stats.bootstrap`) or
 BCa (:func:`helpers.core.stats.bca_interval`), which corrects for a metric bunched near 1.
 
+Chapter 5 adds several seeds per backbone and comparisons between backbones on the same images:
+:func:`seed_mean_ci` (a metric averaged over seeds, with its BCa interval stratified by class),
+:func:`paired_difference_ci` (the difference between two models, the same way) and
+:func:`paired_difference_test` (a paired permutation test of it, for Holm's correction).
+
 A probability ``p`` is P(generated); an image is predicted generated when ``p >= threshold``.
 """
 
@@ -18,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ..core.stats import bca_interval, bootstrap, wilson_interval
+from ..core.stats import bca_interval, bootstrap, paired_permutation_test, wilson_interval
 
 REAL, GENERATED = 0, 1
 
@@ -210,3 +215,139 @@ def paired_bootstrap(correct_a, correct_b, n: int = 2000, seed: int = 0, level: 
                          f"{a.shape} and {b.shape}")
     out = bootstrap(np.mean, [b.astype(float) - a.astype(float)], n=n, seed=seed, level=level)
     return {"difference": out["estimate"], **{k: out[k] for k in ("low", "high", "level", "n_boot", "seed")}}
+
+
+# ---------------------------------------------------------------- several seeds, and two models on the same images
+# Chapter 5 trains each backbone with several seeds and compares backbones on the same test images.
+# A metric of a backbone is then the mean over its seeds (each seed a column of P(generated)); the
+# images are resampled, within each class, and the seeds kept. Accuracy, ROC-AUC and AP are computed
+# here in numpy (the same values as scikit-learn's, ties included: tests/test_metrics.py) because BCa's
+# jackknife recomputes them once per image.
+SEED_METRICS = ("accuracy", "roc_auc", "average_precision")
+
+
+def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney statistic: ties count one half, as in scikit-learn."""
+    from scipy.stats import rankdata
+
+    pos = y == GENERATED
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    return float((rankdata(p)[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    """Average precision, scikit-learn's definition: precision at each distinct threshold, weighted
+    by the recall it adds (tied scores form one threshold)."""
+    order = np.argsort(-p, kind="stable")
+    p_sorted, hits = p[order], (y[order] == GENERATED).astype(float)
+    last = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p_sorted) - 1]  # last index of each tie group
+    tp = np.cumsum(hits)[last]
+    precision, recall = tp / (last + 1), tp / hits.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _one_seed(metric: str, y: np.ndarray, p: np.ndarray, threshold: float) -> float:
+    if metric == "accuracy":
+        return float(np.mean((p >= threshold).astype(int) == y))
+    return _roc_auc(y, p) if metric == "roc_auc" else _average_precision(y, p)
+
+
+def _columns(y, p) -> tuple[np.ndarray, np.ndarray]:
+    """Labels checked, and P(generated) as an ``(images, seeds)`` array (one column for a 1-d ``p``)."""
+    p = np.asarray(p, dtype=float)
+    p = p[:, None] if p.ndim == 1 else p
+    if p.ndim != 2 or p.shape[1] == 0:
+        raise ValueError(f"P(generated) must be one column per seed, shape (images, seeds); got {p.shape}")
+    y_checked = _arrays(y, p[:, 0])[0]
+    for column in p.T:
+        _arrays(y_checked, column)
+    return y_checked, p
+
+
+def seed_mean(metric: str, y, p, threshold: float = 0.5) -> float:
+    """``metric`` (accuracy, roc_auc or average_precision) averaged over the seed columns of ``p``."""
+    if metric not in SEED_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(SEED_METRICS)}")
+    y, p = _columns(y, p)
+    if metric != "accuracy" and len(np.unique(y)) < 2:
+        raise ValueError(f"{metric} needs real and generated images; this set holds one class only")
+    return _over_seeds(metric, y, p, threshold)
+
+
+def _over_seeds(metric: str, y: np.ndarray, p: np.ndarray, threshold: float) -> float:
+    """:func:`seed_mean` on checked arrays (called once per resample)."""
+    return float(np.mean([_one_seed(metric, y, column, threshold) for column in p.T]))
+
+
+def _stratified_bca(statistic: Callable, y: np.ndarray, table: np.ndarray, n: int, seed: int,
+                    level: float) -> dict:
+    """BCa of ``statistic(y, table)`` with the images (rows) resampled within each class."""
+    rows = np.column_stack([y, table])
+    classes = [rows[rows[:, 0] == c] for c in (REAL, GENERATED) if (y == c).any()]
+
+    def on_rows(*groups):
+        both = np.concatenate(groups)
+        return statistic(both[:, 0].astype(int), both[:, 1:])
+
+    out = bca_interval(on_rows, classes, n=n, seed=seed, level=level)
+    return {k: out[k] for k in ("estimate", "low", "high", "level", "n_boot", "seed", "method", "note")}
+
+
+def seed_mean_ci(y, p, metric: str = "roc_auc", n: int = 2000, seed: int = 0, level: float = 0.95,
+                 threshold: float = 0.5) -> dict:
+    """The seed-mean ``metric`` of one backbone and its BCa interval, stratified by class: real and
+    generated images are resampled separately (every resample keeps the class counts, so AUC and AP
+    stay defined), and each resample scores every seed on the same images. The interval is about
+    the test images; the spread between seeds is reported beside it, as their sd."""
+    y, p = _columns(y, p)
+    seed_mean(metric, y, p, threshold)  # refuses what is undefined
+
+    def statistic(labels, table):
+        return _over_seeds(metric, labels, table, threshold)
+
+    return {"metric": metric, **_stratified_bca(statistic, y, p, n, seed, level)}
+
+
+def _paired_columns(y, p_a, p_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if len(np.asarray(p_a)) != len(np.asarray(p_b)):
+        raise ValueError(f"the two models must be scored on the same images, in the same order; got "
+                         f"{len(np.asarray(p_a))} and {len(np.asarray(p_b))} images")
+    y, a = _columns(y, p_a)
+    return y, a, _columns(y, p_b)[1]
+
+
+def paired_difference_ci(y, p_a, p_b, metric: str = "accuracy", n: int = 2000, seed: int = 0,
+                         level: float = 0.95, threshold: float = 0.5) -> dict:
+    """``metric`` of model B minus that of model A (each the mean over its seed columns), scored on
+    the same images, with a BCa interval stratified by class: each resample draws real and
+    generated images separately and scores both models on it, so the pairing is kept."""
+    y, a, b = _paired_columns(y, p_a, p_b)
+    k = a.shape[1]
+    seed_mean(metric, y, a, threshold)  # refuses what is undefined
+
+    def statistic(labels, table):
+        return _over_seeds(metric, labels, table[:, k:], threshold) - _over_seeds(metric, labels, table[:, :k], threshold)
+
+    return {"metric": metric, **_stratified_bca(statistic, y, np.hstack([a, b]), n, seed, level)}
+
+
+def paired_difference_test(y, p_a, p_b, metric: str = "accuracy", n_resamples: int = 2000, seed: int = 0,
+                           threshold: float = 0.5) -> dict:
+    """Two-sided paired permutation test of "A and B score the same" for ``metric`` (seed means).
+
+    Under that hypothesis, the two models' predictions of an image could have been swapped; the test
+    swaps them at random, image by image (all seeds together), through
+    :func:`helpers.core.stats.paired_permutation_test`. For accuracy with one seed this is the
+    exact test of the discordant images, McNemar's in permutation form.
+    """
+    y, a, b = _paired_columns(y, p_a, p_b)
+    both, n_images = np.vstack([a, b]), len(y)
+    seed_mean(metric, y, a, threshold)  # refuses what is undefined
+
+    def statistic(rows_a, rows_b):
+        rows_a, rows_b = rows_a.astype(int), rows_b.astype(int)
+        return _over_seeds(metric, y, both[rows_b], threshold) - _over_seeds(metric, y, both[rows_a], threshold)
+
+    out = paired_permutation_test(np.arange(n_images), np.arange(n_images) + n_images,
+                                  n_resamples=n_resamples, seed=seed, statistic=statistic)
+    return {"metric": metric, "difference": out["observed"], **{k: out[k] for k in ("p_value", "n_resamples", "exact")}}

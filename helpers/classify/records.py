@@ -32,11 +32,14 @@ def _digest(rows: pd.DataFrame) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_settings(profile, control: bool, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> dict:
-    """What a run computes: resuming with other values would mix two experiments."""
+def run_settings(profile, control: bool, train_rows: pd.DataFrame, val_rows: pd.DataFrame,
+                 variant: str | None = None) -> dict:
+    """What a run computes: resuming with other values would mix two experiments. A control's run
+    (``variant``) says which; the paper's runs keep the settings they always had."""
     out = {k: v for k, v in profile.as_dict().items() if k.startswith("train_") and k not in RUNTIME_ONLY}
     return out | dict(seed=profile.seed, control=bool(control), train_images=len(train_rows),
-                      train_rows=_digest(train_rows), val_images=len(val_rows), val_rows=_digest(val_rows))
+                      train_rows=_digest(train_rows), val_images=len(val_rows), val_rows=_digest(val_rows)) \
+        | ({"variant": variant} if variant else {})
 
 
 def check_settings(old: dict, new: dict, where: Path) -> None:

@@ -21,9 +21,12 @@
 - a run stopped at any moment resumes from its last finished epoch when started again; on a CPU
   it ends with the same metrics and weights as a run never stopped. A finished run says so.
 
-``<run>`` is ``paper`` or ``control`` for Chapter 4's model, and ``vgg16``, ``resnet50``,
+``<run>`` is ``paper`` or ``control`` for Chapter 4's model, the control's name for its
+training-time controls (``--variant compression-matched|scale-matched|null``: the images of the
+``controls`` step, :mod:`helpers.classify.controls_data`), and ``vgg16``, ``resnet50``,
 ``efficientnet_b0`` (``...-control``) for the other backbones of Table 3 (``--model``, Chapter 5:
-:mod:`helpers.classify.backbones`). ``metrics.csv`` also holds each epoch's peak memory: on a GPU what
+:mod:`helpers.classify.backbones`), with ``-224px``, ``-lr3e-5``, ``-seed2025`` added for a run of
+Chapter 5's grid and seeds (``--img-size``, ``--lr``, ``--seed``). ``metrics.csv`` also holds each epoch's peak memory: on a GPU what
 PyTorch allocated on rank 0's device, on a CPU the rank-0 process's peak resident size.
 """
 
@@ -41,11 +44,12 @@ from . import backbones
 from ..core import distributed
 from ..core.paths import data_root, inside, results_root
 from ..core.profiles import add_profile_arguments
+from ..data.controls import CONTROLS
 from ..data import manifest as mf
 from .batches import batch_plan
 from .checkpointing import check_room, load_checkpoint, restore, save_best, save_last
 from .dataset import DamagedImage, check_files, damaged_message
-from .loaders import training_rows, validation_rows
+from .loaders import training_rows, validation_rows, variant_rows
 from .loop import end_epoch, epoch_clock, stop_reason, train_epoch, validate
 from .prepare import determinism, setup
 from .records import check_settings, epoch_line, log_tensorboard, run_settings, start_line, write_config, write_metrics
@@ -57,19 +61,25 @@ def run_folder(profile, name: str) -> Path:
     return results_root(profile.name) / "train" / name
 
 
-def run_dir(profile, control: bool = False, model: str = backbones.DEFAULT) -> Path:
-    """The run of ``model`` (and of its control): ``paper``, ``control``, ``vgg16``, ``vgg16-control``..."""
-    return run_folder(profile, backbones.run_name(model, control))
+def run_dir(profile, control: bool = False, model: str = backbones.DEFAULT, **trial) -> Path:
+    """The run of ``model`` (and of its control): ``paper``, ``control``, ``vgg16``, ``vgg16-control``...;
+    ``trial``: Chapter 5's ``img_size``, ``lr``, ``seed`` (:func:`helpers.classify.backbones.run_suffix`)."""
+    return run_folder(profile, backbones.run_name(model, control, backbones.run_suffix(profile, **trial)))
 
 
 def run(profile, control: bool = False, deterministic: bool = False,
-        model: str = backbones.DEFAULT) -> pd.DataFrame | None:
+        model: str = backbones.DEFAULT, variant: str | None = None, **trial) -> pd.DataFrame | None:
     """Train (or resume, or report a finished run); rank 0 returns the metrics table.
 
-    ``model`` picks one of Table 3's backbones (:mod:`helpers.classify.backbones`), each in its own run folder.
+    ``model`` picks one of Table 3's backbones (:mod:`helpers.classify.backbones`), each in its own run
+    folder; ``trial`` (``img_size``, ``lr``, ``seed``) one run of Chapter 5's grid and seeds.
+    ``variant`` trains Chapter 4's model on a control's images, in the run folder of that name.
     """
-    out = run_dir(profile, control, model)
-    profile = backbones.for_model(profile, model)
+    if variant and (control or model != backbones.DEFAULT or any(v is not None for v in trial.values())):
+        raise TrainError(f"--variant {variant} trains Chapter 4's model on a control's images: it goes "
+                         f"without --control, --model and Chapter 5's options")
+    out = run_folder(profile, variant) if variant else run_dir(profile, control, model, **trial)
+    profile = backbones.for_model(profile, model, **trial)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
     world = distributed.init()
@@ -79,7 +89,7 @@ def run(profile, control: bool = False, deterministic: bool = False,
     profile = dataclasses.replace(profile, train_batch=plan.global_batch, train_micro_batch=plan.micro_batch)
     try:
         with determinism(world.device, deterministic) as det:
-            return _run(profile, world, control, det, out)
+            return _run(profile, world, control, det, out, variant)
     finally:
         distributed.finish()
 
@@ -96,9 +106,10 @@ def damaged_images_stop_training(last: Path):
         raise TrainError(f"{damaged_message(exc)}. Training stopped{kept}.") from None
 
 
-def _run(profile, world, control: bool, deterministic: bool, out: Path) -> pd.DataFrame | None:
+def _run(profile, world, control: bool, deterministic: bool, out: Path,
+         variant: str | None = None) -> pd.DataFrame | None:
     last, best, metrics = out / "last.pt", out / "best.pt", out / "metrics.csv"
-    tr = _start_or_resume(profile, world, control, out)
+    tr = _start_or_resume(profile, world, control, out, variant)
     if stop_reason(tr):
         return _already_finished(tr, out, metrics)
     if world.is_main:
@@ -128,10 +139,12 @@ def _run(profile, world, control: bool, deterministic: bool, out: Path) -> pd.Da
     return None
 
 
-def _rows(profile, world, control: bool, last: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _rows(profile, world, control: bool, last: Path,
+          variant: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training and validation rows, their files' headers checked before the first epoch."""
     frame = mf.load(profile.name)
-    train_rows, val_rows = training_rows(profile, frame, control), validation_rows(frame)
+    train_rows, val_rows = (variant_rows(profile, variant) if variant else
+                            (training_rows(profile, frame, control), validation_rows(frame)))
     if train_rows.empty:
         raise TrainError(f"no training images in the manifest of '{profile.name}': run the data, "
                          f"generate (and augment) steps first")
@@ -143,11 +156,11 @@ def _rows(profile, world, control: bool, last: Path) -> tuple[pd.DataFrame, pd.D
     return train_rows, val_rows
 
 
-def _start_or_resume(profile, world, control: bool, out: Path) -> Trainer:
+def _start_or_resume(profile, world, control: bool, out: Path, variant: str | None = None) -> Trainer:
     """The run's state: fresh, or from ``last.pt`` when it was started with the same settings."""
     last = out / "last.pt"
-    train_rows, val_rows = _rows(profile, world, control, last)
-    settings = run_settings(profile, control, train_rows, val_rows)
+    train_rows, val_rows = _rows(profile, world, control, last, variant)
+    settings = run_settings(profile, control, train_rows, val_rows, variant)
     ckpt = load_checkpoint(last) if last.exists() else None
     if ckpt is not None:
         check_settings(ckpt["settings"], settings, out)
@@ -175,11 +188,28 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--model", choices=backbones.KEYS, default=backbones.DEFAULT,
                    help="the backbone (Chapter 5's Table 3): convnext is the profile's train_model, "
                         "the others come from its ablation_models; each has its own run folder")
+    add_trial_arguments(p)
     p.add_argument("--control", action="store_true",
                    help="train on the both-classes augmented set (the shortcut's control), run 'control'")
+    p.add_argument("--variant", choices=CONTROLS, default=None,
+                   help="a training-time control of Chapter 4 (the images of `python -m helpers controls`), "
+                        "in the run folder of its name")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic algorithms on a GPU too (always on a CPU); slower")
     return p
+
+
+def add_trial_arguments(p: argparse.ArgumentParser) -> None:
+    """``--img-size``, ``--lr``, ``--seed`` (Chapter 5): one run of the grid or of the seeds, in its own folder."""
+    p.add_argument("--img-size", type=int, default=None, metavar="PX",
+                   help="input side (default: the profile's train_img_size); the run's folder says it")
+    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default: train_lr)")
+    p.add_argument("--seed", type=int, default=None, help="the run's seed (default: the profile's seed)")
+
+
+def trial_options(args: argparse.Namespace) -> dict:
+    """``{"img_size", "lr", "seed"}`` of a parsed ``train`` or ``evaluate`` command."""
+    return {"img_size": args.img_size, "lr": args.lr, "seed": args.seed}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

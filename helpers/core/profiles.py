@@ -36,6 +36,8 @@ TINY_SD2_INPAINT = "tiny-sd2-inpainting"
 STANDIN_DIR = "standin"
 
 
+# Chapter 4's training-time controls by name (``controls``, ``train --variant``; helpers.data.controls).
+CONTROLS = ("compression-matched", "scale-matched", "null")
 # Chapter 3's inpainting methods by name (``inpaint_models``, ``python -m helpers inpaint --model``).
 INPAINT_MODELS = ("pconv", "deepfill_v2", "sd2_inpaint", "telea", "navier_stokes", "biharmonic")
 
@@ -105,6 +107,9 @@ class Profile:
     inpaint_count: int = 10  # images per set; the paper's Table 2 uses 10 (the first 10 are reported apart)
     inpaint_models: str = "pconv,deepfill_v2,sd2_inpaint,telea,navier_stokes,biharmonic"  # Chapter 3 runs these
     mask_ratio: float = 0.15  # share of each image covered by the free-form hole (same masks for every set)
+    # Chapter 3's holes (`inpaint --masks`): "objects" removes a COCO object, as the paper's Fig. 6 (generated
+    # images get each photograph's hole moved: same area and shape); "free_form": seeded strokes of mask_ratio
+    inpaint_masks: str = "objects"
     pconv_checkpoint: str = ""  # path or URL of a partial-convolution U-Net checkpoint (state under "model")
     deepfill_checkpoint: str = ""  # path or URL of the DeepFill v2 PyTorch conversion (state under "G")
     sd_inpaint_model: str = "stabilityai/stable-diffusion-2-inpainting"
@@ -127,10 +132,23 @@ class Profile:
     train_compile: int = 0
     train_grad_checkpointing: int = 0  # activation checkpointing (ConvNeXt-XL on 11 GB cards)
     train_workers: int = 8
+    # Chapter 4's training-time controls (``python -m helpers controls``, ``train --variant NAME``), each
+    # one more training run of Chapter 4's model: its shortcut tested by training without it, not only by
+    # perturbing test images (CONTROLS lists the valid names; "" trains none, the chapter says so)
+    controls: str = _why("compression-matched,scale-matched,null",
+                         "all three: each removes one difference of processing between the classes")
+    spectra_count: int = _why(
+        500, "images per class and set for Chapter 4's residual spectra: the mean log spectrum's noise "
+        "falls as 1/sqrt(N), and 500 images of 384 px take about a minute on one core")
     # -- Chapter 5: the ablation (Table 3) and the transfer to other generators (section 6)
     # the three other backbones of Table 3 (``--model KEY`` of train and evaluate): KEY=timm name
     ablation_models: str = "vgg16=vgg16.tv_in1k,resnet50=resnet50.tv_in1k,efficientnet_b0=efficientnet_b0.ra_in1k"
-    ablation_img_size: int = 224  # their ImageNet input size; the paper does not give the one it used
+    # all four at train_img_size (one input size, one transform); the paper does not say which size
+    # it gave the three smaller ones, so a second, smaller size is run as a variant (0: none)
+    ablation_variant_size: int = 224
+    # learning rates tried per backbone; the one of lowest validation loss is kept (ties: the smaller)
+    ablation_lr_grid: str = "3e-5,1e-4,3e-4"
+    ablation_seeds: int = 3  # seeds seed, seed+1, ... of the chosen learning rate: mean +- sd in Table 3
     transfer_count: int = 0  # images per stand-in generator (smoke); a real folder is used whole
     # -- jobs
     build_runs_steps: int = 1  # 1: a chapter runs its steps as it is built; 0: `make run` first (paper)
@@ -200,6 +218,7 @@ PROFILES: dict[str, Profile] = {
         augment_count=8,
         inpaint_count=4,
         inpaint_models="pconv,deepfill_v2,sd2_inpaint,telea",
+        inpaint_masks="free_form",  # the stand-in photographs have captions but no object annotations
         train_model="tiny-convnext",
         train_pretrained="none",
         train_img_size=64,
@@ -215,9 +234,12 @@ PROFILES: dict[str, Profile] = {
         dalle2_dir=STANDIN_DIR,
         imagen_dir=STANDIN_DIR,
         ablation_models="vgg16=tiny-vgg,resnet50=tiny-resnet,efficientnet_b0=tiny-efficientnet",
-        ablation_img_size=64,
+        ablation_variant_size=48,
+        ablation_lr_grid="3e-4,1e-3",
+        ablation_seeds=1,
         transfer_count=12,
         download_workers=4,
+        spectra_count=8,  # smoke's test split holds 8 images per class
     ),
     "course": Profile(
         name="course",
@@ -244,6 +266,7 @@ PROFILES: dict[str, Profile] = {
         train_micro_batch=32,
         train_epochs=10,
         train_patience=3,
+        spectra_count=75,  # the test split's 75 per class; training sets are larger
     ),
     "paper": Profile(
         name="paper",
@@ -277,12 +300,13 @@ _CHOICES = {
     "store_format": ("JPEG", "PNG"),
     "jpeg_subsampling": ("4:4:4", "4:2:2", "4:2:0"),
     "build_runs_steps": (0, 1),
+    "inpaint_masks": ("objects", "free_form"),
 }
 _POSITIVE = {
     "real_train", "real_val", "real_test", "gen_train", "gen_val", "gen_test",
     "sd_resolution", "sd_steps", "sd_batch", "image_size", "min_side", "max_pixels",
-    "download_workers", "download_retries", "inpaint_count",
-    "train_img_size", "ablation_img_size", "train_batch", "train_micro_batch", "train_epochs", "train_patience",
+    "download_workers", "download_retries", "inpaint_count", "spectra_count",
+    "train_img_size", "ablation_seeds", "train_batch", "train_micro_batch", "train_epochs", "train_patience",
 }
 _NOT_OVERRIDABLE = ("name", "description", "augment")
 
@@ -312,6 +336,15 @@ def _coerce(name: str, value, kind: type):
                                f"valid: {', '.join(INPAINT_MODELS)}")
     if name == "ablation_models":
         ablation_map(value)  # raises with the valid form
+    if name == "ablation_lr_grid":
+        lr_grid(value)  # raises with the valid form
+    if name == "ablation_variant_size" and value < 0:
+        raise ProfileError(f"setting 'ablation_variant_size' is an input side in pixels, or 0 for no variant; "
+                           f"got {value!r}")
+    if name == "controls":
+        unknown = [c for c in value.split(",") if c and c not in CONTROLS]
+        if unknown:
+            raise ProfileError(f"setting 'controls' has unknown controls {unknown}; valid: {', '.join(CONTROLS)}")
     if name == "mask_ratio" and not 0.0 < value < 0.9:
         raise ProfileError(f"setting 'mask_ratio' must be between 0 and 0.9; got {value!r}")
     if name == "sd_resolution" and value % 8:
@@ -335,6 +368,18 @@ def ablation_map(value: str) -> dict[str, str]:
         raise ProfileError(f"setting 'ablation_models' needs exactly the keys {', '.join(ABLATION_KEYS)}; "
                            f"got {', '.join(out)}")
     return out
+
+
+def lr_grid(value: str) -> list[float]:
+    """``"3e-5,1e-4,3e-4"`` -> ``[3e-05, 0.0001, 0.0003]``: distinct learning rates in (0, 1), ascending."""
+    try:
+        rates = sorted({float(item) for item in str(value).split(",")})
+    except ValueError:
+        rates = []
+    if not rates or not all(0 < r < 1 for r in rates) or len(rates) != len(str(value).split(",")):
+        raise ProfileError(f"setting 'ablation_lr_grid' takes distinct learning rates in (0, 1) separated "
+                           f"by commas, e.g. 3e-5,1e-4,3e-4; got {value!r}")
+    return rates
 
 
 def get_profile(name: str | None = None, overrides: dict | None = None) -> Profile:

@@ -5,9 +5,12 @@ Re-exported here: the names of the modules that import neither torch nor diffuse
 that import torch at their top are imported by their own path, where they are needed:
 :mod:`.generate` (the ``generate`` step) and :mod:`.tiny_sd` (smoke's tiny pipeline). The steps'
 ``run`` is reached as ``real_data.run``; the manifest's ``load`` as ``manifest.load``.
+Chapter 4's image side lives here too: the controls' processing chains and COCO's JPEG quality
+(:mod:`.controls`), and the residual spectra (:mod:`.spectra`).
 """
 
-from . import coco, images, manifest, real_data, standins
+from . import coco, controls, images, manifest, real_data, spectra, standins
+from .controls import CONTROLS, ControlError, estimate_quality, jpeg_round_trip, measure_jpeg, rescale
 from .coco import (ANNOTATIONS_ZIP, CAPTION_FILES, OFFICIAL_URL, SUBSET_OF_SPLIT, base_url, caption_path,
                    extract_captions, image_seed, image_url, load_captions, make_plan, normalise,
                    plan_with_reserve)
@@ -17,7 +20,8 @@ from .manifest import AUGMENTED_SOURCES, LABELS, SPLITS, ManifestError, write_cs
 from .real_data import DataError, convert_all, format_settings, log_skipped, plan_paths, processed_path
 from .standins import build_standin_coco
 
-__all__ = ["coco", "images", "manifest", "real_data", "standins",
+__all__ = ["coco", "controls", "images", "manifest", "real_data", "spectra", "standins",
+           "CONTROLS", "ControlError", "estimate_quality", "jpeg_round_trip", "measure_jpeg", "rescale",
            "ANNOTATIONS_ZIP", "CAPTION_FILES", "OFFICIAL_URL", "SUBSET_OF_SPLIT", "base_url", "caption_path",
            "extract_captions", "image_seed", "image_url", "load_captions", "make_plan", "normalise",
            "plan_with_reserve", "BadImage", "check_header", "convert_file", "encode", "find_damaged",

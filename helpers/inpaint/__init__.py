@@ -8,7 +8,8 @@ their top are imported by their own path, where they are needed:
 - :mod:`.step` (the ``inpaint`` step: ``build``, ``run``, ``InpaintError``, the set names);
 - the inpainters :mod:`.pconv`, :mod:`.deepfill` (with :mod:`.deepfill_layers`) and :mod:`.sd`,
   and :mod:`.weights` (their published checkpoints);
-- the scores :mod:`.niqe`, :mod:`.fid` (FID, KID and SIFID) and :mod:`.inception` (their network).
+- the scores :mod:`.niqe`, :mod:`.fid` (FID, KID and SIFID), :mod:`.inception` (their network),
+  :mod:`.lpips` (LPIPS of whole images and inside the hole) and :mod:`.scoring` (the step's scores).
 """
 
 from .hole_scores import (
@@ -23,6 +24,8 @@ from .hole_scores import (
 from .interface import Classical, Inpainter, check_inputs, composite
 from .masks import (
     DILATE_PX,
+    OBJECT_MAX_RATIO,
+    OBJECT_MIN_RATIO,
     MaskError,
     coco_object,
     crop_box,
@@ -34,9 +37,17 @@ from .masks import (
     matched_holes,
     moved_hole,
 )
-from .quality import QualityError, batches_by_size, bootstrap_difference, to_tensor
+from .quality import (
+    MissingWeights,
+    QualityError,
+    batches_by_size,
+    bootstrap_difference,
+    missing_weights,
+    to_tensor,
+)
 
 __all__ = ["HOLE_BOX_MIN", "hole_box", "hole_crops", "psnr_hole", "read_hole", "scores_in_hole", "ssim_hole",
-           "Classical", "Inpainter", "check_inputs", "composite", "DILATE_PX", "MaskError", "coco_object",
-           "crop_box", "dilate_hole", "matched_holes", "moved_hole", "free_form", "from_folder", "hole_ratio", "load_instances", "QualityError",
-           "batches_by_size", "bootstrap_difference", "to_tensor"]
+           "Classical", "Inpainter", "check_inputs", "composite", "DILATE_PX", "OBJECT_MAX_RATIO",
+           "OBJECT_MIN_RATIO", "MaskError", "coco_object", "crop_box", "dilate_hole", "matched_holes",
+           "moved_hole", "free_form", "from_folder", "hole_ratio", "load_instances", "MissingWeights",
+           "missing_weights", "QualityError", "batches_by_size", "bootstrap_difference", "to_tensor"]

@@ -25,7 +25,8 @@ hole, kept inside the image) to 64 px a side. Nothing is resized or padded with 
 the added context is the same in the original and the result, so it dilutes the score of a tiny
 hole a little but never invents a difference. An image smaller than 64 px keeps its own side.
 
-Everything here is numpy and scikit-image (imported where used): no torch.
+Everything here is numpy and scikit-image (imported where used): no torch. LPIPS inside the hole
+(``lpips_hole``) needs its network, so it lives in :mod:`helpers.inpaint.lpips`.
 """
 
 from __future__ import annotations

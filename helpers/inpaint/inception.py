@@ -31,22 +31,24 @@ def inception_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
-def _published_prefix() -> str:
-    # torch-hub's convention: name-<first hex digits of the sha256>.ext
-    stem = inception_weights_path().stem
-    return stem.rsplit("-", 1)[-1].lower()
+def inception_weight_files() -> list[tuple[str, Path, str]]:
+    """(what, where it is read from, where it is fetched from) of the one file, as
+    :func:`helpers.inpaint.quality.missing_weights` names it when it cannot be loaded."""
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+
+    return [("pytorch-fid's Inception weights", inception_weights_path(), FID_WEIGHTS_URL)]
 
 
 _STATUS_CACHE: dict = {}
 
 
-def inception_weights_status() -> dict:
-    """{'path', 'exists', 'standin', 'sha256'}: whether the weights in the cache are the published ones.
-
-    A file whose sha256 does not start with the hash in its name (``6726825d``) is not the published
-    one: the stand-in, or something else; either way its numbers are not comparable with papers.
-    """
-    path = inception_weights_path()
+def weights_file_status(path: str | Path) -> dict:
+    """{'path', 'exists', 'standin', 'sha256'} of a torch-hub weights file named by torch-hub's
+    convention, ``name-<first hex digits of its sha256>.ext`` (pytorch-fid's Inception, torchvision's
+    AlexNet for LPIPS): a file whose sha256 does not start with the digits in its name is not the
+    published one (a stand-in, or something else), and its numbers are not comparable with papers.
+    The digest is computed once per file, size and modification time."""
+    path = Path(path)
     if not path.exists():
         return {"path": str(path), "exists": False, "standin": None, "sha256": None}
     st = path.stat()
@@ -54,8 +56,14 @@ def inception_weights_status() -> dict:
     if key not in _STATUS_CACHE:
         _STATUS_CACHE[key] = file_digest(path, "sha256")
     digest = _STATUS_CACHE[key]
-    return {"path": str(path), "exists": True, "standin": not digest.startswith(_published_prefix()),
-            "sha256": digest}
+    published = path.stem.rsplit("-", 1)[-1].lower()
+    return {"path": str(path), "exists": True, "standin": not digest.startswith(published), "sha256": digest}
+
+
+def inception_weights_status() -> dict:
+    """:func:`weights_file_status` of the Inception weights in the cache (the published file's
+    sha256 starts with ``6726825d``)."""
+    return weights_file_status(inception_weights_path())
 
 
 def _fid_blocks() -> dict[str, torch.nn.Module]:

@@ -28,6 +28,9 @@ from ..data.images import BadImage, crop_box, load_rgb
 # Pixels (at the preprocessed side) by which an object's hole is grown: object-removal tests do
 # this so that the fill cannot copy the object's outline (its anti-aliased edge, its shadow line).
 DILATE_PX = 4
+# The share of the preprocessed image an object's hole may cover (before dilation): smaller ones are
+# specks, larger ones leave too little context to fill from (free-form holes cover 0.15 by default).
+OBJECT_MIN_RATIO, OBJECT_MAX_RATIO = 0.02, 0.3
 
 
 class MaskError(ValueError):
@@ -102,7 +105,7 @@ def dilate_hole(hole: np.ndarray, pixels: int = DILATE_PX) -> np.ndarray:
 
 
 def coco_object(instances: dict, image_id: int, side: int, height: int | None = None, *,
-                min_ratio: float = 0.02, max_ratio: float = 0.3,
+                min_ratio: float = OBJECT_MIN_RATIO, max_ratio: float = OBJECT_MAX_RATIO,
                 dilate: int = DILATE_PX) -> np.ndarray | None:
     """The hole of object removal for COCO image ``image_id`` in its preprocessed ``side`` x
     ``side`` version, or None when it has no suitable object.

@@ -9,17 +9,20 @@ computes these scores with the reference packages:
   one original and its result (pytorch-fid's Inception, :mod:`helpers.inpaint.inception`);
 - :mod:`helpers.inpaint.hole_scores`: **PSNR** and **SSIM** inside the hole against the original
   (scikit-image), and the hole's box for SIFID of the fill alone;
+- :mod:`helpers.inpaint.lpips`: **LPIPS** of whole images and inside the hole (pyiqa);
 - here, :func:`bootstrap_difference`: the difference of the mean scores of two groups (e.g. NIQE
   on generated minus on real images), with a bootstrap interval and p-value.
 
-This module also holds what the scores share: their error, images as tensors, and batches of
-images of one size. It imports no torch at its top, so Chapter 3 compares scores without it.
+This module also holds what the scores share: their errors (among them :class:`MissingWeights`,
+the one message for weights fetched on first use that are not there), images as tensors, and
+batches of images of one size. It imports no torch at its top, so Chapter 3 compares scores without it.
 Everything here returns plain numbers (floats, numpy arrays, dicts); no plotting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -29,6 +32,23 @@ from ..core.stats import bootstrap, bootstrap_p_value
 
 class QualityError(ValueError):
     """An input that a score is not defined for; the message says why."""
+
+
+class MissingWeights(QualityError):
+    """A score's network weights, fetched on first use, could not be loaded (offline, or a broken
+    file); the message names each file, where it belongs and where it comes from."""
+
+
+def missing_weights(what: str, files: list[tuple[str, Path, str]], exc: Exception) -> MissingWeights:
+    """The error for weights that could not be fetched: which files (``(what it is, where it
+    belongs, its address)``), and how to add them by hand. Shared by ``python -m helpers score``
+    and the inpaint step, so that both say the same."""
+    missing = [f for f in files if not Path(f[1]).exists()] or files
+    lines = [f"  - {name}: {path}\n    (from {url})" for name, path, url in missing]
+    return MissingWeights(f"{what} needs weight files that are fetched on first use, and they could not be "
+                          f"loaded ({type(exc).__name__}: {exc}). Missing or unreadable:\n" + "\n".join(lines)
+                          + "\nDownload each from its address on a machine with internet access and put it at "
+                            "the path shown (the torch-hub cache, $TORCH_HOME/hub), then run again.")
 
 
 def to_tensor(image: Image.Image):

@@ -10,15 +10,17 @@ or from the reference package behind it:
 - ``psnr`` and ``ssim`` (higher is closer to the reference): scikit-image's
   ``peak_signal_noise_ratio`` and ``structural_similarity`` on the 8-bit RGB pixels (data range
   255, the channels as one axis); identical images give a PSNR of ``inf``;
-- ``lpips`` (lower is closer): pyiqa's ``create_metric("lpips")`` (AlexNet, version 0.1), whose two
-  weight files pyiqa fetches on first use; offline the command names the missing files and where
-  to put them;
+- ``lpips`` (lower is closer): :func:`helpers.inpaint.lpips.lpips_pairs`, pyiqa's
+  ``create_metric("lpips")`` (AlexNet, version 0.1), whose two weight files are fetched on first
+  use; offline the command names the missing files and where to put them;
 - ``sifid`` (lower is closer): :func:`helpers.inpaint.fid.sifid_pairs`, with pytorch-fid's published
   Inception weights from the torch-hub cache (fetched on first use, like LPIPS's).
 
 The reference metrics compare ``FILE`` i with ``--reference`` file i (the original before the fill),
 so both lists have the same length; PSNR, SSIM and LPIPS compare pixel by pixel and need the same
-size. The command scores whole files: to score a hole alone, crop both images to it first.
+size. The command scores whole files: to score a hole alone, crop both images to it first (the
+inpaint step's ``lpips_hole`` instead averages LPIPS's per-pixel map over the hole, see
+:mod:`helpers.inpaint.lpips`).
 
 Images are read with :func:`helpers.data.images.load_rgb`. A file that cannot be read or scored is
 reported with its reason and the others are still scored. Exit codes: 0 when every file was
@@ -31,13 +33,12 @@ import argparse
 import contextlib
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..data.images import BadImage, load_rgb
-from .quality import QualityError, batches_by_size, to_tensor
+from .quality import QualityError, missing_weights
 
 # metric -> (needs a reference, the same size as it, which way is better)
 METRICS = {
@@ -140,63 +141,24 @@ def _pixel_scores(metric: str, pairs: list) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def _missing_weights(what: str, files: list[tuple[str, Path, str]], exc: Exception) -> ScoreError:
-    """The error for weights that could not be fetched: which files, where, and how to add them."""
-    missing = [f for f in files if not f[1].exists()] or files
-    lines = [f"  - {name}: {path}\n    (from {url})" for name, path, url in missing]
-    return ScoreError(f"{what} needs weight files that are fetched on first use, and they could not be "
-                      f"loaded ({type(exc).__name__}: {exc}). Missing or unreadable:\n" + "\n".join(lines)
-                      + "\nDownload each from its address on a machine with internet access and put it at "
-                        "the path shown (the torch-hub cache, $TORCH_HOME/hub), then run again.")
-
-
-def lpips_weight_files() -> list[tuple[str, Path, str]]:
-    """(what, where pyiqa and torchvision look, where they fetch it from) of LPIPS's two files."""
-    import torch
-    from pyiqa.archs.lpips_arch import default_model_urls
-    from pyiqa.utils.download_util import DEFAULT_CACHE_DIR
-    from torchvision.models import AlexNet_Weights
-
-    alexnet, linear = AlexNet_Weights.IMAGENET1K_V1.url, default_model_urls["0.1_alex"]
-    return [("AlexNet's ImageNet weights (torchvision)",
-             Path(torch.hub.get_dir()) / "checkpoints" / alexnet.rsplit("/", 1)[-1], alexnet),
-            ("LPIPS v0.1 linear layers (pyiqa)", Path(DEFAULT_CACHE_DIR) / linear.rsplit("/", 1)[-1], linear)]
-
-
 def _lpips(pairs: list, device) -> np.ndarray:
-    """pyiqa's LPIPS of each (image, reference), inputs in [0, 1]."""
-    import pyiqa
-    import torch
+    """LPIPS of each (image, reference) through :func:`helpers.inpaint.lpips.lpips_pairs`, the
+    implementation the inpaint step's ``lpips_hole`` uses too."""
+    from .lpips import lpips_pairs
 
-    from ..core.distributed import default_device
-
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # pyiqa's and torch-hub's messages: not the table
-            metric = pyiqa.create_metric("lpips", device=default_device(device))
-    except (OSError, RuntimeError) as exc:  # offline: URLError, an HTTP error, a broken file
-        raise _missing_weights("lpips", lpips_weight_files(), exc) from None
-    out = np.empty(len(pairs), dtype=np.float64)
-    with torch.no_grad():
-        for idx in batches_by_size([p[0] for p in pairs], 8):
-            images = torch.stack([to_tensor(pairs[i][0]) for i in idx]).to(metric.device)
-            references = torch.stack([to_tensor(pairs[i][1]) for i in idx]).to(metric.device)
-            out[idx] = metric(images, references).reshape(-1).double().cpu().numpy()
-    return out
+    return lpips_pairs(pairs, device)
 
 
 def _sifid(pairs: list, device) -> np.ndarray:
     """SIFID of each (reference, image) through :func:`helpers.inpaint.fid.sifid_pairs`."""
-    from pytorch_fid.inception import FID_WEIGHTS_URL
-
     from . import fid
-    from .inception import inception_weights_path
+    from .inception import inception_weight_files
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # torch-hub's messages: not the table
             model = fid.sifid_model(device)
     except (OSError, RuntimeError) as exc:
-        raise _missing_weights("sifid", [("pytorch-fid's Inception weights", inception_weights_path(),
-                                          FID_WEIGHTS_URL)], exc) from None
+        raise missing_weights("SIFID", inception_weight_files(), exc) from None
     return fid.sifid_pairs([(reference, image) for image, reference in pairs], model=model)
 
 

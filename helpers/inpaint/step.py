@@ -1,26 +1,38 @@
 """Chapter 3: the ``inpaint`` step -- the same holes in real and generated images, filled by one
 model, scored.
 
-``python -m helpers inpaint --profile P --model M [--masks free_form|objects|DIR]``
+``python -m helpers inpaint --profile P --model M [--masks objects|free_form|DIR]``
 
 Sets (``inpaint_count`` images each, from the test split, in the common 384 px format):
 ``MS-COCO`` (real), ``Stable Diffusion`` (ours, generated), and, when a folder is given, ``DALL-E 2``
 and ``Imagen`` (any folder of images; smoke uses images of differently configured tiny generators,
 labelled as stand-ins). Image i of every set gets the same hole, so hole sizes and shapes are
-matched across sets; with ``--masks objects`` the generated sets get real photograph i's object
-hole moved to a seeded random place (the same area and shape). Results are PNG (lossless) under
+matched across sets.
+
+Holes (``--masks``, by default the profile's ``inpaint_masks``): ``objects``, object removal as in
+the paper's Fig. 6 (``course`` and ``paper``), where real photograph i's hole is the outline of one
+of its COCO objects, carried through the crop and dilated (:func:`helpers.inpaint.masks.coco_object`),
+and the generated sets, which have no annotations, get that hole moved to a seeded random place
+(the same area and shape, :func:`helpers.inpaint.masks.matched_holes`); a photograph without a
+usable object gets the free-form hole of its index instead, and the step prints how many did
+(none at all is an error). ``free_form``: seeded strokes covering ``mask_ratio``, the same in every
+set (``smoke``, whose stand-in photographs have no object annotations). A folder: the user's masks.
+Each row of ``scores.csv`` names its hole's kind (``hole_kind``: :data:`HOLE_KINDS`).
+
+Results are PNG (lossless) under
 ``results/<profile>/inpaint/<model>/<set>/`` (the set's name as :func:`helpers.core.files.slug`
 writes it), and each index's hole under ``masks/`` (``NNNN.png``, or ``NNNN_matched.png`` for the
 generated sets' moved object holes). Finished images are skipped on a rerun; an image whose hole
 on disk differs from the hole asked for now (another ``--masks``) is filled again.
 
-Scores (:func:`score`), so that the fill is measured and not only the photograph around it:
-``scores.csv``, one row per image, adds to the row's identity (model, set, index, key, original,
-result, mask, hole_ratio) the columns :data:`SCORE_COLUMNS`: NIQE of the original and of the
-result (``niqe_before``, ``niqe_after``), PSNR and SSIM inside the hole against the original
-(:mod:`helpers.inpaint.hole_scores`), and SIFID of the whole image and of the hole's box
-(``sifid``, ``sifid_hole``). ``fid.csv``, one row per set, has FID and the unbiased KID between
-the set's originals and its results on the same Inception pool features.
+Scores (:mod:`helpers.inpaint.scoring`), so that the fill is measured and not only the photograph
+around it: ``scores.csv``, one row per image, adds to the row's identity (model, set, index, key,
+original, result, mask, hole_ratio, hole_kind) the columns :data:`SCORE_COLUMNS`: NIQE before and
+after, PSNR, SSIM and LPIPS inside the hole, SIFID of the whole image and of the hole's box;
+``fid.csv``, one row per set, FID and KID. The score networks' weights (LPIPS's, Inception's) are
+loaded before anything is filled, so that missing weights stop the step at once, with a message
+that names the files and where they go; ``smoke`` writes random stand-ins of both in a torch-hub
+folder of its own (:func:`use_score_weights`).
 
 A learned model whose published weights cannot be fetched (offline) is *skipped*, not an error: the
 step prints how to add the weights, writes ``skipped.json`` (the reason) in the model's folder and
@@ -53,17 +65,20 @@ from ..data.generate import from_pretrained, generate_batch
 from ..data.images import load_rgb, png_bytes, suffix
 from ..data.real_data import convert_all, log_skipped
 from ..data.tiny_sd import build_tiny_pipeline
-from . import deepfill, fid, hole_scores, inception, niqe, pconv
+from . import deepfill, hole_scores, inception, lpips, pconv
 from . import masks as mk
 from .interface import Classical
-from .quality import QualityError
+from .quality import MissingWeights, QualityError, missing_weights
+from .scoring import SCORE_COLUMNS, score, scores_on_disk  # noqa: F401 (SCORE_COLUMNS: the step's columns)
 from .sd import SDInpainter
 from .weights import WeightsUnavailable, checkpoint_for
 
 REAL, OURS, DALLE2, IMAGEN = "MS-COCO", "Stable Diffusion", "DALL-E 2", "Imagen"
 EXTERNAL = {DALLE2: "dalle2_dir", IMAGEN: "imagen_dir"}
-SCORE_COLUMNS = ("niqe_before", "niqe_after", "psnr_hole", "ssim_hole", "sifid", "sifid_hole")
-SET_SCORE_COLUMNS = ("fid", "kid")
+MATCHED = "_matched"  # a generated set's moved object hole: its kind's and its mask file's suffix
+# hole_kind of scores.csv: a COCO object's outline (dilated), seeded free-form strokes, a user's mask,
+# and each moved to a new place for the generated sets (objects mode)
+HOLE_KINDS = ("object", "free_form", "folder", "object" + MATCHED, "free_form" + MATCHED)
 
 
 class InpaintError(RuntimeError):
@@ -159,30 +174,33 @@ def mask_seed(profile, index: int) -> int:
     return int(hashlib.sha256(f"{profile.seed}:mask:{index}".encode()).hexdigest()[:15], 16)
 
 
-def holes(profile, sets: dict, mode: str) -> dict[str, list[np.ndarray]]:
-    """Each set's holes, one per index. Free-form and folder holes are shared by every set; object
-    holes are the real photographs' own, and the generated sets, which have no annotations, get
-    them moved to seeded random places (:func:`masks.matched_holes`)."""
-    shared = _shared_holes(profile, sets, mode)
+def holes(profile, sets: dict, mode: str) -> tuple[dict[str, list[np.ndarray]], dict[str, list[str]]]:
+    """Each set's holes, one per index, and each hole's kind (:data:`HOLE_KINDS`). Free-form and
+    folder holes are shared by every set; object holes are the real photographs' own, and the
+    generated sets, which have no annotations, get them moved to seeded random places
+    (:func:`masks.matched_holes`)."""
+    shared, kinds = _shared_holes(profile, sets, mode)
     if mode != "objects":
-        return {name: shared for name in sets}
-    matched = mk.matched_holes(shared, profile.seed)
-    return {name: shared if name == REAL else matched for name in sets}
+        return {name: shared for name in sets}, {name: kinds for name in sets}
+    matched, moved = mk.matched_holes(shared, profile.seed), [kind + MATCHED for kind in kinds]
+    return ({name: shared if name == REAL else matched for name in sets},
+            {name: kinds if name == REAL else moved for name in sets})
 
 
-def _shared_holes(profile, sets: dict, mode: str) -> list[np.ndarray]:
-    """One hole per index (the images are all image_size x image_size)."""
+def _shared_holes(profile, sets: dict, mode: str) -> tuple[list[np.ndarray], list[str]]:
+    """One hole per index (the images are all image_size x image_size), and its kind."""
     n = max(len(items) for items in sets.values())
     if mode == "free_form":
-        return [_free_form(profile, i) for i in range(n)]
+        return [_free_form(profile, i) for i in range(n)], ["free_form"] * n
     if mode == "objects":
         return _object_holes(profile, [key for key, _ in sets[REAL]], n)
     folder = Path(mode)
     if not folder.is_dir():
-        raise InpaintError(f"--masks takes free_form, objects or a folder of masks; {folder} is none")
+        raise InpaintError(f"--masks takes objects, free_form or a folder of masks; {folder} is none")
     keys = [key for key, _ in sets[REAL]]
     side = profile.image_size
-    return [mk.from_folder(folder, keys[i] if i < len(keys) else f"{i:04d}", side, side) for i in range(n)]
+    drawn = [mk.from_folder(folder, keys[i] if i < len(keys) else f"{i:04d}", side, side) for i in range(n)]
+    return drawn, ["folder"] * n
 
 
 def _free_form(profile, index: int) -> np.ndarray:
@@ -190,20 +208,39 @@ def _free_form(profile, index: int) -> np.ndarray:
     return mk.free_form(side, side, profile.mask_ratio, mask_seed(profile, index))
 
 
-def _object_holes(profile, keys: list[str], n: int) -> list[np.ndarray]:
-    """The outline of an annotated object of real photograph i (its COCO id is its key), or the
-    free-form hole i where there is none."""
+def _instances(profile) -> tuple[Path, dict]:
+    """The COCO instance annotations of the test photographs, or a clear error without them."""
     path = coco_dir(profile) / "annotations" / f"instances_{SUBSET_OF_SPLIT['test']}.json"
     if not path.exists():
-        raise InpaintError(f"object masks need {path} (from annotations_trainval2017.zip); "
-                           f"the smoke profile's stand-in photographs have none: use --masks free_form")
-    instances = mk.load_instances(path)
+        raise InpaintError(f"object masks need {path} (from annotations_trainval2017.zip, which the data step "
+                           f"extracts); the smoke profile's stand-in photographs have none: use --masks free_form")
+    return path, mk.load_instances(path)
+
+
+def _object_holes(profile, keys: list[str], n: int) -> tuple[list[np.ndarray], list[str]]:
+    """The outline of an annotated object of real photograph i (its COCO id is its key), or the
+    free-form hole i where it has no usable object (or there is no photograph i); an error when
+    no photograph has one, since object removal would then be free-form strokes under another name."""
+    path, instances = _instances(profile)
+    not_ids = [key for key in keys if not key.isdigit()]
+    if not_ids:
+        raise InpaintError(f"--masks objects finds a photograph's objects by its COCO id, its file name; "
+                           f"{', '.join(not_ids[:3])} is not one: use --masks free_form")
     side = profile.image_size
-    out = []
-    for i in range(n):
-        obj = mk.coco_object(instances, int(keys[i]), side) if i < len(keys) else None
-        out.append(obj if obj is not None else _free_form(profile, i))
-    return out
+    objects = [mk.coco_object(instances, int(keys[i]), side) if i < len(keys) else None for i in range(n)]
+    found = [i for i, obj in enumerate(objects) if obj is not None]
+    usable = (f"an annotated object (not a crowd) covering {mk.OBJECT_MIN_RATIO:.0%}-{mk.OBJECT_MAX_RATIO:.0%} "
+              f"of the image after the crop")
+    if not found:
+        raise InpaintError(f"--masks objects: none of the {len(keys)} test photographs has {usable} in {path.name}; "
+                           f"use --masks free_form, or check that the annotations belong to these photographs")
+    if len(found) < n:
+        others = [i for i in range(n) if i not in found]
+        print(f"holes: {len(found)} of {n} indices have {usable}; the other {len(others)} (index "
+              f"{', '.join(map(str, others))}) get free-form holes covering mask_ratio={profile.mask_ratio}, "
+              f"in every set (hole_kind free_form in scores.csv)")
+    holes = [obj if obj is not None else _free_form(profile, i) for i, obj in enumerate(objects)]
+    return holes, ["object" if obj is not None else "free_form" for obj in objects]
 
 
 def out_dir(profile, model: str) -> Path:
@@ -214,13 +251,25 @@ def result_path(profile, model: str, set_name: str, index: int, key: str) -> Pat
     return out_dir(profile, model) / slug(set_name) / f"{index:04d}_{key}.png"
 
 
-def use_inception_weights(profile) -> None:
-    """Smoke scores with random stand-in Inception weights kept in a torch-hub folder of their own
-    (never the user's cache, where a stand-in would later pass for the real file); the other
-    profiles use pytorch-fid's published weights from the usual torch-hub cache."""
+def use_score_weights(profile, device) -> None:
+    """Load the score networks' weights now, before hours of inpainting: LPIPS's (AlexNet and its
+    linear layers, :mod:`helpers.inpaint.lpips`) and pytorch-fid's Inception. Smoke writes random
+    stand-ins of both in a torch-hub folder of its own (never the user's cache, where a stand-in
+    would later pass for the real file); the other profiles use the published files from the usual
+    torch-hub cache, fetched on first use, and stop with :class:`InpaintError` naming the missing
+    files and where they go when that fails (offline)."""
     if profile.name == "smoke":
         os.environ["TORCH_HOME"] = str(data_root() / "models" / "torch-home-standin")
         inception.ensure_standin_inception_weights()
+        lpips.ensure_standin_lpips_weights()
+    try:
+        lpips.lpips_metric(device, spatial=True)
+        try:
+            inception.inception_model(3, device)
+        except (OSError, RuntimeError) as exc:
+            raise missing_weights("FID, KID and SIFID", inception.inception_weight_files(), exc) from None
+    except MissingWeights as exc:
+        raise InpaintError(f"Chapter 3's scores cannot run: {exc}") from None
 
 
 def skipped_path(profile, model: str) -> Path:
@@ -236,19 +285,17 @@ def skip(profile, model: str, reason: Exception) -> None:
                       json.dumps({"model": model, "reason": str(reason)}, indent=1) + "\n")
 
 
-def inpaint_sets(profile, model: str, sets: dict, hole_list: dict, device) -> tuple[list[dict], int]:
+def inpaint_sets(profile, model: str, sets: dict, hole_list: dict, kinds: dict, device) -> tuple[list[dict], int]:
     """Fill every image not filled yet (the network is built only if one is missing); returns one
     row per image and how many were filled now."""
     masks_dir = out_dir(profile, model) / "masks"
     inpainter, done, rows = None, 0, []
     for set_name, items in sets.items():
-        set_holes = hole_list[set_name]
-        # a set whose holes are not the real photographs' own (objects mode: matched holes) keeps its own files
-        suffix = "_matched" if set_holes is not hole_list.get(REAL, set_holes) else ""
         for i, (key, path) in enumerate(tqdm(items, desc=f"inpaint {model} {set_name}", unit="img")):
             target = result_path(profile, model, set_name, i, key)
-            hole = set_holes[i]
-            mask_file = masks_dir / f"{i:04d}{suffix}.png"
+            hole, kind = hole_list[set_name][i], kinds[set_name][i]
+            # a moved hole (objects mode, generated sets) is not the real photograph's: a file of its own
+            mask_file = masks_dir / f"{i:04d}{MATCHED if kind.endswith(MATCHED) else ''}.png"
             if _write_mask(mask_file, hole) and target.exists():
                 print(f"{target}: its hole changed ({mask_file}); filling it again")
                 target.unlink()
@@ -256,8 +303,8 @@ def inpaint_sets(profile, model: str, sets: dict, hole_list: dict, device) -> tu
                 inpainter = inpainter or build(model, profile, device)
                 atomic_write_bytes(target, png_bytes(inpainter(load_rgb(path, min_side=1), hole)))
                 done += 1
-            rows.append(dict(model=model, set=set_name, index=i, key=key, original=str(path),
-                             result=str(target), mask=str(mask_file), hole_ratio=float(hole.mean())))
+            rows.append(dict(model=model, set=set_name, index=i, key=key, original=str(path), result=str(target),
+                             mask=str(mask_file), hole_ratio=float(hole.mean()), hole_kind=kind))
     return rows, done
 
 
@@ -277,107 +324,30 @@ def _write_mask(mask_file: Path, hole: np.ndarray) -> bool:
     return changed
 
 
-def run(profile, model: str, mask_mode: str = "free_form") -> pd.DataFrame | None:
-    """Inpaint every set with ``model``, then score; returns the per-image scores, or None when the
-    model's published weights could not be fetched (recorded by :func:`skip`)."""
-    use_inception_weights(profile)
+def run(profile, model: str, mask_mode: str | None = None) -> pd.DataFrame | None:
+    """Inpaint every set with ``model`` through the holes of ``mask_mode`` (None: the profile's
+    ``inpaint_masks``), then score; returns the per-image scores, or None when the model's
+    published weights could not be fetched (recorded by :func:`skip`)."""
     device = default_device()
+    use_score_weights(profile, device)
     sets = image_sets(profile)
-    hole_list = holes(profile, sets, mask_mode)
+    hole_list, kinds = holes(profile, sets, mask_mode or profile.inpaint_masks)
     started = time.perf_counter()
     try:
-        rows, done = inpaint_sets(profile, model, sets, hole_list, device)
+        rows, done = inpaint_sets(profile, model, sets, hole_list, kinds, device)
     except WeightsUnavailable as exc:
         return skip(profile, model, exc)
     skipped_path(profile, model).unlink(missing_ok=True)
     if done:
         seconds = time.perf_counter() - started
         print(f"inpaint {model}: {done} images in {seconds:.1f} s ({done / seconds:.2f} images/s on {device})")
+    folder = out_dir(profile, model)
     scores = pd.DataFrame(rows)
-    previous = None if done else scores_on_disk(profile, model, scores)
+    previous = None if done else scores_on_disk(folder, scores)
     if previous is not None:
         return previous
     scores, fids = score(profile, model, scores, device)
-    mf.write_csv(scores, out_dir(profile, model) / "scores.csv")
-    mf.write_csv(fids, out_dir(profile, model) / "fid.csv")
-    print(f"scores: {out_dir(profile, model) / 'scores.csv'}")
+    mf.write_csv(scores, folder / "scores.csv")
+    mf.write_csv(fids, folder / "fid.csv")
+    print(f"scores: {folder / 'scores.csv'}")
     return scores
-
-
-def scores_on_disk(profile, model: str, scores: pd.DataFrame) -> pd.DataFrame | None:
-    """The scores an earlier run computed for exactly these results and holes, or None (also when
-    they lack a column of :data:`SCORE_COLUMNS` or :data:`SET_SCORE_COLUMNS`: an older run's)."""
-    folder = out_dir(profile, model)
-    previous, fids = folder / "scores.csv", folder / "fid.csv"
-    if not (previous.exists() and fids.exists()):
-        return None
-    old = pd.read_csv(previous)
-    missing = [c for c in ("result", "mask", *SCORE_COLUMNS) if c not in old.columns]
-    missing += [c for c in SET_SCORE_COLUMNS if c not in pd.read_csv(fids, nrows=0).columns]
-    if missing:
-        print(f"scores: {previous} lacks {', '.join(missing)}; scoring again")
-        return None
-    if old["result"].tolist() != scores["result"].tolist() or old["mask"].tolist() != scores["mask"].tolist():
-        return None
-    print(f"scores: {previous} (already computed for these results)")
-    return old
-
-
-def score(profile, model: str, scores: pd.DataFrame, device) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The columns :data:`SCORE_COLUMNS` of each image, added to ``scores``, and FID and KID of
-    each set (:func:`set_scores`).
-
-    The hole of each row is read back from the mask file the step wrote (``mask``). ``niqe_before``
-    and ``niqe_after`` are the same NIQE on the same device, of the original and of the result;
-    ``psnr_hole`` and ``ssim_hole`` compare the fill with the original inside the hole;
-    ``sifid_hole`` is SIFID of the hole's bounding box, grown to at least
-    :data:`helpers.inpaint.hole_scores.HOLE_BOX_MIN` px a side with the image's own pixels (never
-    resized), since a smaller crop gives SIFID's 64-d Gaussians fewer positions than dimensions.
-    An empty hole scores NaN inside it.
-    """
-    started = time.perf_counter()
-    originals = [load_rgb(p, min_side=1) for p in scores.original]
-    results = [load_rgb(p, min_side=1) for p in scores.result]
-    holes = [hole_scores.read_hole(m, img.size[::-1]) for m, img in zip(scores["mask"], originals)]
-    scores["niqe_before"] = niqe.niqe(originals, device=device)
-    scores["niqe_after"] = niqe.niqe(results, device=device)
-    inside = pd.DataFrame([hole_scores.scores_in_hole(o, r, h) for o, r, h in zip(originals, results, holes)],
-                          index=scores.index, columns=["psnr_hole", "ssim_hole"])
-    scores[["psnr_hole", "ssim_hole"]] = inside
-    scores["sifid"] = fid.sifid_pairs(list(zip(originals, results)), device=device)
-    scores["sifid_hole"] = sifid_in_boxes(originals, results, holes, device)
-    fids = set_scores(profile, model, scores, originals, results, device)
-    seconds = time.perf_counter() - started
-    print(f"scoring: {len(scores)} images in {seconds:.1f} s ({len(scores) / seconds:.2f} images/s on {device})")
-    return scores, fids
-
-
-def sifid_in_boxes(originals: list, results: list, holes: list, device) -> np.ndarray:
-    """SIFID of each (original, result) pair cropped to its hole's grown bounding box
-    (:func:`helpers.inpaint.hole_scores.hole_crops`); NaN where the hole is empty."""
-    crops = [hole_scores.hole_crops(o, r, h) for o, r, h in zip(originals, results, holes)]
-    out = np.full(len(crops), np.nan, dtype=np.float64)
-    kept = [i for i, pair in enumerate(crops) if pair is not None]
-    if kept:
-        out[kept] = fid.sifid_pairs([crops[i] for i in kept], device=device)
-    return out
-
-
-def set_scores(profile, model: str, scores: pd.DataFrame, originals: list, results: list,
-               device) -> pd.DataFrame:
-    """FID and unbiased KID of each set, between its originals and its results, from one pass of
-    Inception pool features (:func:`helpers.inpaint.fid.pool_features`); NaN for a set of one
-    image (neither is defined on one sample)."""
-    net = inception.inception_model(3, device)
-    feats_o, feats_r = fid.pool_features(originals, net), fid.pool_features(results, net)
-    weights = "random stand-in" if profile.name == "smoke" else "pytorch-fid"
-    rows = []
-    for set_name, part in scores.groupby("set", sort=False):
-        idx = np.flatnonzero(scores.index.isin(part.index))
-        a, b = feats_o[idx], feats_r[idx]
-        enough = len(idx) >= 2
-        rows.append(dict(model=model, set=set_name, images=len(idx),
-                         fid=fid.frechet_distance(a, b) if enough else float("nan"),
-                         kid=fid.kernel_distance(a, b) if enough else float("nan"),
-                         inception_weights=weights))
-    return pd.DataFrame(rows)

@@ -7,8 +7,9 @@ stand-in of the same architecture and file layout, and the real profile runs thr
 - COCO: a look-alike served on 127.0.0.1 (:mod:`.coco_mirror`, :mod:`.coco_server`, with missing, truncated, greyscale
   and CMYK files), reached through ``BOOK_COCO_URL`` like any mirror;
 - the model hub: a Hugging Face cache under the real hub ids, with ``HF_HUB_OFFLINE=1`` (:mod:`.hub`);
-- torch-hub: the inpainting checkpoints (:mod:`.checkpoints`) and pytorch-fid's Inception;
-- smaller counts through ``BOOK_SET`` (:data:`CPU_SETS`), printed by every chapter. On a CPU the
+- torch-hub: the inpainting checkpoints (:mod:`.checkpoints`), pytorch-fid's Inception, and
+  LPIPS's AlexNet and linear layers;
+- smaller counts through ``BOOK_SET`` (:data:`COUNTS`, :data:`CPU_SIZES`, :data:`CPU_TRAININGS`), printed by every chapter. On a CPU the
   input sides shrink too (ConvNeXt-XL at 384 does not train in minutes on two cores): said in the
   output and in ``rehearsal.json``. ``FULL_SIZE=1`` (a GPU box) keeps every size real.
 
@@ -42,15 +43,23 @@ COUNTS = dict(real_train=40, real_val=10, real_test=10, gen_train=30, gen_val=10
               augment_count=10, inpaint_count=4, train_epochs=2, train_patience=2)
 # On a CPU: the classifiers' input sides and the samplers' steps (the generators are tiny stand-ins
 # at the real output sizes; ConvNeXt-XL at 384 would take hours on two cores).
-CPU_SIZES = dict(train_img_size=64, ablation_img_size=64, sd_steps=4, train_workers=0)
+CPU_SIZES = dict(train_img_size=64, sd_steps=4, train_workers=0, ablation_variant_size=0)
+# On a CPU, also fewer trainings where each is slow (ConvNeXt-XL: about 6 min on two cores). The code
+# of every choice still runs: course chooses Table 3's learning rate from two and trains a second
+# seed, and trains all of Chapter 4's controls; paper trains one learning rate, one seed, and the
+# null control (on half the photographs). smoke exercises the variant input size.
+CPU_TRAININGS = {
+    "course": dict(ablation_lr_grid="1e-4,3e-4", ablation_seeds=2),
+    "paper": dict(ablation_lr_grid="1e-4", ablation_seeds=1, controls="null"),
+}
 
 
 class RehearsalError(RuntimeError):
     """A rehearsal that failed; the message says at which stage."""
 
 
-def book_set(full_size: bool) -> str:
-    sets = COUNTS | ({} if full_size else CPU_SIZES)
+def book_set(full_size: bool, profile_name: str = "course") -> str:
+    sets = COUNTS | ({} if full_size else CPU_SIZES | CPU_TRAININGS.get(profile_name, {}))
     return " ".join(f"{k}={v}" for k, v in sets.items())
 
 
@@ -67,6 +76,7 @@ def fresh_start(root: Path, out: Path) -> None:
 def prepare(profile, root: Path, full_size: bool) -> dict:
     """Build every stand-in at its real address under ``root`` (kept between rehearsals)."""
     from ..inpaint.inception import ensure_standin_inception_weights  # torch: loaded when a rehearsal starts
+    from ..inpaint.lpips import ensure_standin_lpips_weights  # torch
     from .checkpoints import place_standin_checkpoints  # torch
 
     os.environ["TORCH_HOME"] = str(root / "torch-home")
@@ -76,6 +86,7 @@ def prepare(profile, root: Path, full_size: bool) -> dict:
     build_hub_cache(root / "hf-home", hub_ids_for(profile), full_size=full_size)
     place_standin_checkpoints()
     ensure_standin_inception_weights()
+    ensure_standin_lpips_weights()
     return mirror
 
 
@@ -171,7 +182,7 @@ def release_checkpoints(root: Path) -> int:
 def rehearse(profile_name: str, full_size: bool = False) -> Path:
     """The whole rehearsal of one profile; the path of its report."""
     root = scratch(profile_name, full_size)
-    sets = book_set(full_size)
+    sets = book_set(full_size, profile_name)
     os.environ["BOOK_SET"] = sets
     profile = get_profile(profile_name)
     print(f"rehearsal of profile '{profile_name}' in {root.relative_to(REPO_ROOT)}\n"
