@@ -52,6 +52,7 @@ BROKEN = """<html><body><h1>A broken page</h1>
 <a href="other.html">a page that is not there</a><a href="index.html#nowhere">a missing anchor</a>
 <a href="index.html#here">fine</a><a href="https://example.org/">another site: not checked</a>
 <pre>Traceback (most recent call last):</pre>
+<script src="missing.js"></script><script src="https://cdn.invalid/offline.js"></script>
 <script>undefinedFunction();</script></body></html>"""
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>'
 
@@ -70,3 +71,4 @@ def test_the_checks_catch_a_broken_page(driver, tmp_path):
     assert "other.html (no file)" in problems and "no #nowhere" in problems and "#here" not in problems
     assert "script error" in problems and "undefinedFunction" in problems
     assert "Traceback" in problems and "example.org" not in problems
+    assert "missing.js" in problems and "cdn.invalid" not in problems  # another site: unreachable offline
