@@ -411,6 +411,69 @@ def test_stopped_and_resumed_ends_like_an_uninterrupted_run(study, monkeypatch, 
     assert list(train.run(get_profile("smoke", dict(RUN, train_epochs=4))).epoch) == [1, 2, 3, 4]
 
 
+def test_a_run_stopped_in_mid_epoch_resumes_on_the_same_batches(study, monkeypatch, capsys):
+    import signal
+
+    from helpers.classify import preemption
+
+    profile = get_profile("smoke", RUN)  # 5 optimizer steps an epoch
+    _use_results(monkeypatch, study / "straight")
+    straight = train.run(profile)
+    out_a = train.run_dir(profile)
+
+    # SIGTERM after step 3 of epoch 2: it saves there and stops
+    _use_results(monkeypatch, study / "sigterm")
+    real_step, calls = loop.optimizer_step, []
+
+    def step_then_sigterm(*args, **kwargs):
+        real_step(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 8:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop, "optimizer_step", step_then_sigterm)
+    with pytest.raises(preemption.Preempted, match="SIGTERM in epoch 2 after step 3"):
+        train.run(profile)
+    out_b = train.run_dir(profile)
+    state = _state(out_b / "last.pt")
+    assert state["epoch"] == 1 and state["step_in_epoch"] == 3 and state["partial"][2] == 24  # 3 steps x 8 images
+    assert signal.getsignal(signal.SIGTERM) is not preemption.SaveClock._on_sigterm  # handler given back
+
+    # saves every step (train_checkpoint_minutes tiny), then a kill without warning inside step 4 of
+    # epoch 3: it resumes after step 3, from the save
+    calls.clear()
+
+    def step_then_kill(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:  # the resumed epoch 2 has 2 steps left, then epoch 3: steps 1, 2, 3, then 4
+            raise Stop
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "optimizer_step", step_then_kill)
+    with pytest.raises(Stop):
+        train.run(get_profile("smoke", dict(RUN, train_checkpoint_minutes=1e-9)))
+    monkeypatch.setattr(loop, "optimizer_step", real_step)
+    state = _state(out_b / "last.pt")
+    assert state["epoch"] == 2 and state["step_in_epoch"] == 3
+    capsys.readouterr()
+    resumed = train.run(profile)
+    assert "resuming after epoch 2, in epoch 3 after step 3" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(resumed[EXACT], straight[EXACT], check_exact=False, rtol=1e-9)
+    for name in ("best.pt", "last.pt"):
+        a, b = _state(out_a / name), _state(out_b / name)
+        assert a["epoch"] == b["epoch"] and _same_weights(a["model"], b["model"]), name
+
+
+def test_the_sampler_skips_what_a_save_in_mid_epoch_trained():
+    from helpers.classify.loaders import ResumableSampler
+
+    sampler = ResumableSampler(list(range(20)), num_replicas=2, rank=1, shuffle=True, seed=3)
+    sampler.set_epoch(4)
+    whole = list(sampler)
+    sampler.skip = 4
+    assert list(sampler) == whole[4:] and len(sampler) == len(whole) - 4
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement(study, monkeypatch, capsys):
     losses = iter([0.9, 0.7, 0.8, 0.75, 0.6, 0.5])  # best at 2, then 2 worse epochs: stop after 4
     monkeypatch.setattr(train, "validate", lambda tr: (next(losses), 0.5))

@@ -55,7 +55,9 @@ def save_last(tr: Trainer, path: Path) -> None:
                            epoch=tr.epoch, sampler_epoch=tr.epoch, best_val_loss=tr.best_val_loss,
                            best_epoch=tr.best_epoch, epochs_without_improvement=tr.wait,
                            history=tr.history, rng=rng_state(), world_size=tr.world.size,
-                           settings=tr.settings), path)
+                           settings=tr.settings, step_in_epoch=tr.step_in_epoch,
+                           partial=tr.partial if tr.partial is not None else torch.zeros(3, dtype=torch.float64),
+                           partial_seconds=tr.partial_seconds), path)
 
 
 def save_best(tr: Trainer, path: Path) -> None:
@@ -64,7 +66,8 @@ def save_best(tr: Trainer, path: Path) -> None:
 
 
 def restore(tr: Trainer, ckpt: dict) -> None:
-    """Continue from ``last.pt``: weights, optimizer, scaler, counters, RNG states."""
+    """Continue from ``last.pt``: weights, optimizer, scaler, counters, RNG states, and how far into
+    an epoch a save in mid-epoch got."""
     tr.raw.load_state_dict(ckpt["model"])
     tr.optimizer.load_state_dict(ckpt["optimizer"])
     if tr.scaler is not None and ckpt["scaler"]:
@@ -73,6 +76,12 @@ def restore(tr: Trainer, ckpt: dict) -> None:
     tr.best_epoch, tr.wait = int(ckpt["best_epoch"]), int(ckpt["epochs_without_improvement"])
     tr.history = list(ckpt["history"])
     set_rng_state(ckpt["rng"])
+    tr.step_in_epoch = int(ckpt.get("step_in_epoch", 0))  # older checkpoints: saved at epoch ends only
+    if tr.step_in_epoch:
+        tr.partial, tr.partial_seconds = ckpt["partial"], float(ckpt["partial_seconds"])
+    if tr.step_in_epoch and int(ckpt.get("world_size", tr.world.size)) != tr.world.size:
+        # another number of processes shards the epoch's images otherwise: redo the epoch whole
+        tr.step_in_epoch, tr.partial, tr.partial_seconds = 0, None, 0.0
 
 
 def room_needed(tr: Trainer, out: Path) -> int:

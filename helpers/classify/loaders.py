@@ -9,6 +9,7 @@ both from its own rows (:mod:`helpers.classify.controls_data`). Both go through 
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -77,18 +78,32 @@ class ShardSampler(Sampler):
         return len(self.indices)
 
 
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` that can leave out the first ``skip`` indices of this epoch's shard:
+    the images a save in mid-epoch already trained (:mod:`helpers.classify.preemption`)."""
+
+    skip = 0
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, super().__len__() - self.skip)
+
+
 def train_sampler(dataset, profile, world) -> DistributedSampler:
     """Shuffled shards, one per process, reshuffled every epoch from ``seed`` and the epoch.
 
     ``drop_last=False`` keeps every image; when the count does not divide by the number of
     processes a few are repeated so that every process takes the same number of steps.
     """
-    return DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True,
-                              seed=profile.seed, drop_last=False)
+    return ResumableSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True,
+                            seed=profile.seed, drop_last=False)
 
 
 def seed_worker(worker_id: int) -> None:
-    # torch seeds each worker with base_seed + id (the base drawn from the restored global RNG);
+    # torch seeds each worker with base_seed + id (the base drawn from the loader's own generator,
+    # seeded from the seed and the epoch: the same after a restart, and the global RNG untouched);
     # numpy and random follow it, so a worker's draws are the same after a restart.
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
@@ -99,7 +114,8 @@ def make_loader(dataset, sampler, profile, device: torch.device) -> DataLoader:
     workers = profile.train_workers
     return DataLoader(dataset, batch_size=profile.train_micro_batch, sampler=sampler,
                       num_workers=workers, pin_memory=device.type == "cuda",
-                      persistent_workers=workers > 0, worker_init_fn=seed_worker, drop_last=False)
+                      persistent_workers=workers > 0, worker_init_fn=seed_worker, drop_last=False,
+                      generator=torch.Generator())
 
 
 def build_loaders(profile, world, model: torch.nn.Module, train_rows: pd.DataFrame,

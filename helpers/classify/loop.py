@@ -108,20 +108,37 @@ def _steps(loader, accum: int):
         yield group
 
 
-def train_epoch(tr: Trainer, epoch: int) -> dict:
-    """One pass over the training shards; returns the summed metrics of all processes."""
-    tr.model.train()
+def _start_of_epoch(tr: Trainer, epoch: int) -> torch.Tensor:
+    """Set the epoch's order (skipping the steps a save in mid-epoch already trained) and return
+    the sums to start from: those steps' sums on rank 0, zero elsewhere."""
     tr.sampler.set_epoch(epoch)
+    tr.sampler.skip = tr.step_in_epoch * tr.accum * tr.train_loader.batch_size
+    if tr.train_loader.generator is not None:  # the loader's own draws: never the global RNG's
+        tr.train_loader.generator.manual_seed(tr.profile.seed * 1000 + epoch)
     totals = torch.zeros(3, dtype=torch.float64, device=tr.world.device)
-    started = time.perf_counter()
+    if tr.partial is not None and tr.world.is_main:
+        totals += tr.partial.to(tr.world.device)
+    return totals
+
+
+def train_epoch(tr: Trainer, epoch: int, after_step=None) -> dict:
+    """One pass over the training shards (or the rest of one, after a save in mid-epoch); returns
+    the summed metrics of all processes. ``after_step(step, totals, seconds)`` runs after each
+    optimizer step (:mod:`helpers.classify.preemption`: saves in mid-epoch)."""
+    tr.model.train()
+    totals, first = _start_of_epoch(tr, epoch), tr.step_in_epoch + 1
+    started = time.perf_counter() - tr.partial_seconds
     with tqdm(total=len(tr.train_loader), desc=f"epoch {epoch} train", unit="batch", leave=False,
               disable=not tr.world.is_main) as bar:
-        for micro_batches in _steps(tr.train_loader, tr.accum):
+        for step, micro_batches in enumerate(_steps(tr.train_loader, tr.accum), start=first):
             totals += train_step(tr, micro_batches)
             bar.update(len(micro_batches))
+            if after_step is not None:
+                after_step(step, totals, time.perf_counter() - started)
     if tr.world.device.type == "cuda":
         torch.cuda.synchronize(tr.world.device)
     seconds = time.perf_counter() - started
+    tr.step_in_epoch, tr.partial, tr.partial_seconds, tr.sampler.skip = 0, None, 0.0, 0
     loss_sum, correct, n = all_sum(totals).tolist()
     return dict(train_loss=loss_sum / n, train_acc=correct / n, train_images=int(n), train_seconds=seconds)
 

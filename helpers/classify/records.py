@@ -24,7 +24,7 @@ METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "sec
            "peak_memory_mb"]
 # Settings that change how a run is computed, not what it computes: a run may resume with others.
 RUNTIME_ONLY = ("train_epochs", "train_patience", "train_micro_batch", "train_workers",
-                "train_channels_last", "train_compile", "train_grad_checkpointing")
+                "train_channels_last", "train_compile", "train_grad_checkpointing", "train_checkpoint_minutes")
 
 
 def _digest(rows: pd.DataFrame) -> str:
@@ -92,7 +92,9 @@ def start_line(tr: Trainer, out: Path) -> str:
             f"{tr.settings['train_images']} training and {tr.settings['val_images']} validation images, "
             f"{world.size} process(es) on {world.device}, global batch {p.train_batch} = "
             f"{p.train_micro_batch} x {world.size} x {tr.accum} micro-steps"
-            + (f"; resuming after epoch {tr.epoch}" if tr.epoch else ""))
+            + (f"; resuming after epoch {tr.epoch}" if tr.epoch else "")
+            + (f", in epoch {tr.epoch + 1} after step {tr.step_in_epoch} (a save in mid-epoch)"
+               if tr.step_in_epoch else ""))
 
 
 def epoch_line(tr: Trainer, improved: bool) -> str:

@@ -18,8 +18,10 @@
   and ``best.pt`` (the weights of the lowest validation loss), each atomically
   (:mod:`helpers.classify.checkpointing`, :mod:`helpers.classify.records`);
 - early stopping: training stops after ``train_patience`` epochs without a lower validation loss;
-- a run stopped at any moment resumes from its last finished epoch when started again; on a CPU
-  it ends with the same metrics and weights as a run never stopped. A finished run says so.
+- ``last.pt`` is also saved in mid-epoch every ``train_checkpoint_minutes`` and on SIGTERM
+  (:mod:`helpers.classify.preemption`); a run stopped at any moment resumes from its last save
+  when started again, in mid-epoch on the same batches; on a CPU it ends with the same metrics
+  and weights as a run never stopped. A finished run says so.
 
 ``<run>`` is ``paper`` or ``control`` for Chapter 4's model, the control's name for its
 training-time controls (``--variant compression-matched|scale-matched|null``: the images of the
@@ -52,6 +54,7 @@ from .dataset import DamagedImage, check_files, damaged_message
 from .loaders import training_rows, validation_rows, variant_rows
 from .loop import end_epoch, epoch_clock, stop_reason, train_epoch, validate
 from .prepare import determinism, setup
+from .preemption import SaveClock, mid_epoch_saver
 from .records import check_settings, epoch_line, log_tensorboard, run_settings, start_line, write_config, write_metrics
 from .trainer import Trainer, TrainError
 
@@ -116,11 +119,12 @@ def _run(profile, world, control: bool, deterministic: bool, out: Path,
         check_room(tr, out)  # the other ranks are stopped by torchrun when this one raises
         write_config(profile, world, control, deterministic, tr.settings, out, tr.epoch)
         print(start_line(tr, out), flush=True)
+    clock = SaveClock(profile.train_checkpoint_minutes, world)
     while not stop_reason(tr):
         epoch = tr.epoch + 1
         started = epoch_clock(world.device)
-        with damaged_images_stop_training(last):
-            stats = train_epoch(tr, epoch)
+        with damaged_images_stop_training(last), clock.listening():
+            stats = train_epoch(tr, epoch, mid_epoch_saver(tr, last, clock))
             val_loss, val_acc = validate(tr)
         improved = end_epoch(tr, epoch, stats, val_loss, val_acc, started)
         if world.is_main:

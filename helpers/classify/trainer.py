@@ -37,6 +37,12 @@ class Trainer:
     best_epoch: int = 0
     wait: int = 0  # epochs without improvement
     history: list = field(default_factory=list)
+    # a save in mid-epoch (helpers.classify.preemption): optimizer steps of epoch ``epoch + 1``
+    # already trained, the float64 [loss sum, correct, images] of those steps over all processes,
+    # and the seconds they took
+    step_in_epoch: int = 0
+    partial: torch.Tensor | None = None
+    partial_seconds: float = 0.0
 
     @property
     def channels_last(self) -> bool:

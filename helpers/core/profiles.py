@@ -132,6 +132,7 @@ class Profile:
     train_compile: int = 0
     train_grad_checkpointing: int = 0  # activation checkpointing (ConvNeXt-XL on 11 GB cards)
     train_workers: int = 8
+    train_checkpoint_minutes: float = 10.0  # also save last.pt in mid-epoch this often (and on SIGTERM); 0: epoch ends only
     # Chapter 4's training-time controls (``python -m helpers controls``, ``train --variant NAME``), each
     # one more training run of Chapter 4's model: its shortcut tested by training without it, not only by
     # perturbing test images (CONTROLS lists the valid names; "" trains none, the chapter says so)
@@ -345,6 +346,8 @@ def _coerce(name: str, value, kind: type):
         unknown = [c for c in value.split(",") if c and c not in CONTROLS]
         if unknown:
             raise ProfileError(f"setting 'controls' has unknown controls {unknown}; valid: {', '.join(CONTROLS)}")
+    if name == "train_checkpoint_minutes" and value < 0:
+        raise ProfileError(f"setting 'train_checkpoint_minutes' must be 0 (epoch ends only) or more; got {value!r}")
     if name == "mask_ratio" and not 0.0 < value < 0.9:
         raise ProfileError(f"setting 'mask_ratio' must be between 0 and 0.9; got {value!r}")
     if name == "sd_resolution" and value % 8:
