@@ -2,7 +2,7 @@
 
 Training (``python -m helpers train``, :mod:`.train`): the run's state (:mod:`.trainer`), the
 global batch (:mod:`.batches`), the data (:mod:`.loaders`, :mod:`.dataset`), the loop
-(:mod:`.loop`), checkpoints (:mod:`.checkpointing`) and records (:mod:`.records`), set up by
+(:mod:`.loop`), checkpoints (:mod:`.checkpointing`, in mid-epoch :mod:`.preemption`) and records (:mod:`.records`), set up by
 :mod:`.prepare`. Evaluation (``python -m helpers evaluate`` / ``predict``, :mod:`.evaluate`):
 the classifier from its checkpoint (:mod:`.classifier`), which images (:mod:`.image_sets`),
 the re-encodings (:mod:`.reencode`), prediction (:mod:`.prediction`), the step itself
@@ -19,7 +19,7 @@ importing the package does not load them. The steps' functions are reached throu
 
 from . import (backbones, batches, bench, categories, checkpointing, classifier, controls, controls_data, dataset,
                eval_files, evaluate,
-               evaluation, image_sets, loaders, loop, metrics, models, prediction, prepare, records, reencode,
+               evaluation, image_sets, loaders, loop, metrics, models, preemption, prediction, prepare, records, reencode,
                train, trainer, transform)
 from .batches import BatchPlan, accumulation_steps, batch_plan
 from .categories import category_table, load_categories
@@ -37,6 +37,7 @@ from .metrics import (binary_metrics, bootstrap_ci, mcnemar, paired_bootstrap, p
                       paired_difference_test, roc_points, seed_mean, seed_mean_ci)
 from .models import HEADS, STANDINS, build_model, count_flops, data_config, loss_and_prob
 from .prediction import LABEL_NAMES, THRESHOLD, expand_paths, predict_images, predict_paths, probabilities
+from .preemption import Preempted, SaveClock, mid_epoch_saver
 from .prepare import determinism, prepare_model, seed_everything
 from .records import METRICS, check_settings, run_settings, write_config, write_metrics
 from .reencode import common_format, parse_reencode, reencode_image
@@ -47,7 +48,8 @@ from .transform import ModelInput, model_input
 __all__ = [
     "backbones", "batches", "bench", "categories", "checkpointing", "classifier", "controls", "controls_data",
     "own_test", "probe_pairs", "probe_summary", "score_rows", "dataset", "eval_files",
-    "evaluate", "evaluation", "image_sets", "loaders", "loop", "metrics", "models", "prediction", "prepare",
+    "evaluate", "evaluation", "image_sets", "loaders", "loop", "metrics", "models", "preemption", "prediction",
+    "prepare", "Preempted", "SaveClock", "mid_epoch_saver",
     "records", "reencode", "train", "trainer", "transform",
     "BatchPlan", "accumulation_steps", "batch_plan", "category_table", "load_categories", "load_checkpoint",
     "rng_state", "save_best", "save_last", "set_rng_state", "EvaluateError", "checkpoint_path",
