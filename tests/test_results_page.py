@@ -294,3 +294,24 @@ def test_notebook_runs_without_results(tmp_path):
     shown = _shown(nb)
     assert "No profile has results yet" in shown and "python -m helpers data --profile smoke" in shown
     assert "smoke_test_accuracy" not in _glued(nb)
+
+
+def test_the_chart_pairs_our_fractions_with_the_papers(results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.book import results_chart
+
+    frame = results_chart.comparison(SMOKE)
+    row = frame.set_index("quantity").loc["test accuracy"]
+    assert (row.ours, row.paper) == (pytest.approx(0.75), paper.TEST_ACCURACY)
+    assert "test balanced accuracy" not in set(frame.quantity)  # the paper has none
+    assert frame[["ours", "paper"]].apply(lambda c: c.between(0, 1)).all().all()
+    fig = results_chart.comparison_figure([SMOKE])
+    assert "pipeline check" in fig.axes[0].get_title() and len(fig.axes) == 1
+
+
+def test_the_chart_of_no_results_is_none(data_root):
+    from helpers.book import results_chart
+
+    assert results_chart.comparison_figure([SMOKE]) is None
