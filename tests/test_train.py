@@ -346,6 +346,14 @@ def test_training_rows_paper_control_and_without_augmentation(study):
     assert set(val.split) == {"val"} and set(val.label) == {0, 1}
 
 
+def _assert_same_run(resumed, straight, out_b, out_a) -> None:
+    """A resumed run ended with the metrics and the weights of one never stopped."""
+    pd.testing.assert_frame_equal(resumed[EXACT], straight[EXACT], check_exact=False, rtol=1e-9)
+    for name in ("best.pt", "last.pt"):
+        a, b = _state(out_a / name), _state(out_b / name)
+        assert a["epoch"] == b["epoch"] and _same_weights(a["model"], b["model"]), name
+
+
 class Stop(Exception):
     """A stand-in for a kill."""
 
@@ -391,10 +399,7 @@ def test_stopped_and_resumed_ends_like_an_uninterrupted_run(study, monkeypatch, 
     resumed = train.run(profile)
     assert "resuming after epoch 2" in capsys.readouterr().out
 
-    pd.testing.assert_frame_equal(resumed[EXACT], straight[EXACT], check_exact=False, rtol=1e-9)
-    for name in ("best.pt", "last.pt"):
-        a, b = _state(out_a / name), _state(out_b / name)
-        assert a["epoch"] == b["epoch"] and _same_weights(a["model"], b["model"]), name
+    _assert_same_run(resumed, straight, out_b, out_a)
     config = json.loads((out_b / "config.json").read_text())
     assert [x["from_epoch"] for x in config["launches"]] == [0, 1, 2]
 
@@ -458,10 +463,7 @@ def test_a_run_stopped_in_mid_epoch_resumes_on_the_same_batches(study, monkeypat
     capsys.readouterr()
     resumed = train.run(profile)
     assert "resuming after epoch 2, in epoch 3 after step 3" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(resumed[EXACT], straight[EXACT], check_exact=False, rtol=1e-9)
-    for name in ("best.pt", "last.pt"):
-        a, b = _state(out_a / name), _state(out_b / name)
-        assert a["epoch"] == b["epoch"] and _same_weights(a["model"], b["model"]), name
+    _assert_same_run(resumed, straight, out_b, out_a)
 
 
 def test_the_sampler_skips_what_a_save_in_mid_epoch_trained():
