@@ -42,6 +42,13 @@ def test_every_page_works_in_a_browser(driver, site):
     assert not problems, "\n".join(problems)
 
 
+def test_no_page_shows_a_path_of_the_machine_that_built_it(site):
+    roots = {str(REPO), str(Path.home())} - {"/"}
+    found = [f"{page}: {root}" for page in pages(HTML) for root in roots
+             if root in (HTML / page).read_text(encoding="utf-8", errors="replace")]
+    assert not found, "\n".join(found)
+
+
 def test_the_search_finds_convnext(driver, site):
     hits = search_hits(driver, site, "ConvNeXt")
     assert "notebooks/04_training.html" in hits, hits
