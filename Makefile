@@ -12,7 +12,7 @@ PROFILE ?= $(or $(BOOK_PROFILE),smoke)
 # Each profile builds into its own folder, with its own execution cache: builds never mix.
 BUILD = _build/$(PROFILE)
 
-.PHONY: book run rehearse student test unit notebooks build-strict site clean lock
+.PHONY: book run rehearse student test unit notebooks build-strict site clean lock gpu-bench
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ notebooks: $(STAMP)
 build-strict: $(STAMP)
 	rm -rf _build/smoke
 	BOOK_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output _build/smoke --warningiserror --keep-going
+
+# Issue 14's speed figures on this machine: ConvNeXt-XL training, SD 2.0 generation, scoring, data
+# loading, at full size on random weights on a GPU (under 8 minutes), tiny stand-ins on a CPU;
+# writes results/bench/<device>.json (copy it to book/measured/bench/ to show it in the book).
+gpu-bench: $(STAMP)
+	$(PY) -m helpers bench all
 
 # Refresh requirements.lock and environment.yml: a scratch environment gets the newest versions
 # pyproject.toml allows, and its pip freeze becomes the lock (tools/lock.py). Then run `make test`.

@@ -10,7 +10,7 @@ from . import augment
 from .core import steps
 from .core.download import DownloadError
 from .core.paths import UnsafePathError
-from .core.profiles import ProfileError, add_profile_arguments, get_profile, parse_sets
+from .core.profiles import SD2_768, ProfileError, add_profile_arguments, get_profile, parse_sets
 from .core.stamps import StaleOutputError
 from .core.steps import StepFailed
 from .data import real_data
@@ -19,6 +19,7 @@ from .data.manifest import ManifestError
 from .data.real_data import DataError
 from .inpaint import score_cli
 from .inpaint.masks import MaskError
+from .rehearsal.hub import component_configs
 
 # What `python -m helpers --help` says first.
 DESCRIPTION = "``python -m helpers COMMAND --profile P``: the book's long jobs, from a notebook or a shell."
@@ -31,10 +32,11 @@ def _known_errors():
     """:data:`KNOWN_ERRORS` and those of the steps that load torch (imported once a command runs,
     so that ``--help`` and a bad profile answer at once)."""
     from .classify import EvaluateError, TrainError
+    from .classify.gradcam import GradCamError
     from .core.checkpoints import CheckpointError
     from .data.generate import GenerationError
     from .inpaint.step import InpaintError
-    return KNOWN_ERRORS + (CheckpointError, EvaluateError, GenerationError, InpaintError, TrainError)
+    return KNOWN_ERRORS + (CheckpointError, EvaluateError, GenerationError, InpaintError, TrainError, GradCamError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,17 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate", action="store_true",
                    help="score each trained control on its own test rows, and run the augmentation probe")
 
-    from .classify import evaluate, train
+    add_profile_arguments(sub.add_parser("gradcam", help="Grad-CAM maps of Chapter 4's model and their share "
+                                         "on COCO's objects: results/<profile>/gradcam/ (Chapter 6)"))
+    from .classify import evaluate, probe, train
     train.add_parser(sub)
     evaluate.add_parser(sub)
+    from .classify import robustness
+    robustness.add_parser(sub)
+    probe.add_parser(sub)
     score_cli.add_parser(sub)
 
-    p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image, MFU on a GPU)")
-    p.add_argument("what", choices=["data", "generate", "train"])
-    add_profile_arguments(p)
-    p.add_argument("--images", type=int, default=None, help="how many images to time")
-    p.add_argument("--model", default=None, help="bench train: a timm model name (default: the profile's)")
-    p.add_argument("--img-size", type=int, default=None, help="bench train: input side (default: the profile's)")
+    from .classify import bench
+    bench.add_parser(sub)
     return parser
 
 
@@ -108,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args, profile) -> int:
     """Run one command; its return code (0 when it went well)."""
+    if args.command == "robustness":
+        from .classify import robustness
+        return robustness.main(args, profile)
+    if args.command == "probe":
+        from .classify import probe
+        return probe.main(args, profile)
     if args.command in ("evaluate", "predict"):
         from .classify import evaluate
         return evaluate.main(args, profile)
@@ -127,16 +136,24 @@ def _dispatch(args, profile) -> int:
     elif args.command == "train":
         from .classify import train
         train.run(profile, control=args.control, deterministic=args.deterministic, model=args.model,
-                  variant=args.variant, **train.trial_options(args))
+                  variant=args.variant, robust=args.robust_aug, **train.trial_options(args))
     elif args.command == "controls":
         from .classify import controls, controls_data
         controls.run(profile) if args.evaluate else controls_data.run(profile)
+    elif args.command == "gradcam":
+        from .classify import gradcam_step
+        gradcam_step.run(profile)
     elif args.command == "bench":
         from .classify import bench
         if args.what == "train":
             changes = {k: v for k, v in (("train_model", args.model), ("train_img_size", args.img_size)) if v}
             profile = get_profile(profile.name, parse_sets(args.set) | changes)
-        bench.run(args.what, profile, n_images=args.images)
+        if args.what == "all":
+            from .classify import gpu_bench
+            gpu_bench.run(args.out, small=True if args.small else None, sd_configs=component_configs(SD2_768),
+                          compile=True if args.compile else None)
+        else:
+            bench.run(args.what, profile, n_images=args.images, compile=args.compile)
     return 0
 
 

@@ -1,6 +1,10 @@
-"""Every chapter: ``python -m helpers bench {data,generate,train}``, the throughput of a step's work.
+"""Every chapter: ``python -m helpers bench {data,generate,train,score,all}``, the throughput of a step's work.
 
-A benchmark prints what it measured; nothing here is a timed test.
+A benchmark prints what it measured; nothing here is a timed test. The data work is here (the
+data step on one core, and the training's data path with its workers); the training step, the
+generation and the scores have their own modules (:mod:`.bench_train`, :mod:`.bench_generate`,
+:mod:`.bench_score`), and ``bench all`` (:mod:`.gpu_bench`) runs them all at full size for
+``make gpu-bench``.
 """
 
 from __future__ import annotations
@@ -20,18 +24,15 @@ from ..augment import algorithm1 as augment
 from ..core import distributed
 from ..core.files import atomic_write_text
 from ..core.paths import coco_dir, results_root
-from ..data.generate import generate_batch, load_pipeline
+from ..core.profiles import add_profile_arguments
 from ..data.images import convert_file, load_rgb, preprocess
 from ..data.real_data import ensure_captions
-from .models import build_model, count_flops, loss_and_prob
-
-
-def _report(what: str, n: int, seconds: float, device: str) -> dict:
-    result = dict(what=what, images=n, seconds=round(seconds, 3), images_per_s=round(n / seconds, 3),
-                  s_per_image=round(seconds / n, 4), device=device, threads=torch.get_num_threads())
-    print(f"bench {what}: {n} images in {seconds:.2f} s = {n / seconds:.2f} images/s "
-          f"({seconds / n:.3f} s/image) on {device}")
-    return result
+from .bench_generate import bench_generate
+from .bench_score import bench_score, random_images
+from .bench_timing import device_name, report, synchronize
+from .bench_train import bench_train
+from .models import build_model
+from .transform import ModelInput, model_input
 
 
 def _time(fn, sources) -> float:
@@ -77,7 +78,7 @@ def bench_data(profile, n_images: int | None = None) -> dict:
     finally:
         torch.set_num_threads(threads)
     cpu = f"cpu, 1 of {os.cpu_count()} cores"
-    result = _report("data step (decode+check+resize+encode)", n, step, cpu)
+    result = report("data step (decode+check+resize+encode)", n, step, cpu)
     result["augment_images_per_s"] = round(n / aug, 3)
     result["baseline_images_per_s"] = round(n / base, 3)
     print(f"bench data: decode+augment+tensor at {profile.image_size}: {n / aug:.2f} images/s; "
@@ -85,92 +86,134 @@ def bench_data(profile, n_images: int | None = None) -> dict:
     return result
 
 
-def bench_generate(profile, n_images: int | None = None) -> dict:
-    """Images/s of the profile's pipeline at its resolution, steps and batch, after a warm-up."""
-    world = distributed.init()
-    pipe = load_pipeline(profile, world.device)
-    batch = profile.sd_batch
-    n = n_images or 2 * batch
-    prompts = ["A photograph of a kitchen with a wooden table."] * batch
-    generate_batch(pipe, profile, prompts[:1], [0])  # warm-up: kernels, caches
-    sync = torch.cuda.synchronize if world.device.type == "cuda" else (lambda: None)
-    sync()
-    start, done = time.perf_counter(), 0
-    while done < n:
-        k = min(batch, n - done)
-        generate_batch(pipe, profile, prompts[:k], list(range(done, done + k)))
-        done += k
-    sync()
-    seconds = time.perf_counter() - start
-    name = torch.cuda.get_device_name(world.device) if world.device.type == "cuda" else "cpu"
-    return _report(f"generate ({profile.sd_model}, {profile.sd_resolution}px, {profile.sd_steps} steps, "
-                   f"batch {batch}, {pipe.unet.dtype})", n, seconds, name)
 
 
-# Dense bf16 peak of common GPUs (TFLOP/s, vendor figures without sparsity), for MFU.
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0,
-                    "L4": 121.0, "T4": 65.0, "V100": 125.0, "RTX 2080 Ti": 54.0, "RTX 4090": 165.0}
+class _Files(torch.utils.data.Dataset):
+    """Decode and the model's input transform, as the training set's items are made."""
+
+    def __init__(self, paths: list[Path], transform: ModelInput):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(load_rgb(self.paths[i]))
 
 
-def _peak_tflops(device_name: str) -> float | None:
-    for key, value in PEAK_BF16_TFLOPS.items():
-        if key in device_name:
-            return value
-    return None
+def _write_jpegs(folder: Path, n: int, side: int) -> list[Path]:
+    """``n`` paths to JPEGs of random pixels (at most 64 distinct files, cycled). Noise is the
+    worst case of JPEG decoding (nothing compresses), so the rates are lower bounds."""
+    distinct = []
+    for i, img in enumerate(random_images(min(n, 64), side)):
+        distinct.append(folder / f"{i}.jpg")
+        img.save(distinct[-1], quality=95)
+    return (distinct * (n // len(distinct) + 1))[:n]
 
 
-def bench_train(profile, n_images: int | None = None) -> dict:
-    """Training throughput of the profile's model at its input size and micro batch: forward,
-    backward and an Adam step, after warm-up; on a GPU also the model FLOP utilisation."""
-    world = distributed.init()
-    device = world.device
-    model = build_model(profile, pretrained="none").to(device)
-    if device.type == "cuda" and profile.train_channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if profile.train_grad_checkpointing:
-        model.set_grad_checkpointing(True)
-    opt = torch.optim.Adam(model.parameters(), lr=profile.train_lr)
-    batch = profile.train_micro_batch
-    x = torch.randn(batch, 3, profile.train_img_size, profile.train_img_size, device=device)
-    y = torch.randint(0, 2, (batch,), device=device)
-    use_bf16 = device.type == "cuda" and profile.train_precision == "bf16"
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+def loader_rate(dataset, batch: int, workers: int, pin: bool, device: torch.device) -> float:
+    """Images/s of a DataLoader (prefetch 4 per worker) delivering to ``device``, counted from
+    its first batch on (so that starting the workers, done once per run, is left out)."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, pin_memory=pin,
+                                         prefetch_factor=4 if workers else None)
+    start, n = None, 0
+    for x in loader:
+        x = x.to(device, non_blocking=True)
+        if start is None:
+            synchronize(device)
+            start = time.perf_counter()
+        else:
+            n += len(x)
+    synchronize(device)
+    return n / (time.perf_counter() - start)
 
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss, _ = loss_and_prob(model(x), y, profile.train_head)
-        loss.mean().backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
 
-    for _ in range(2):
-        step()
-    sync()
-    steps = max(1, (n_images or 4 * batch) // batch)
+def gpu_decode_rate(paths: list[Path], side: int, device: torch.device, batch: int = 64) -> float:
+    """Images/s of ``torchvision.io.decode_jpeg`` on the GPU (nvJPEG), batch by batch, the file
+    bytes read on the host."""
+    from torchvision.io import decode_jpeg, read_file
+
+    data = [read_file(str(p)) for p in paths]
+
+    def run():
+        for start in range(0, len(data), batch):
+            images = decode_jpeg(data[start:start + batch], device=device)
+            torch.stack([TF.resize(im, [side, side], antialias=True) for im in images]).float().div_(255)
+    run()
+    synchronize(device)
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    seconds = time.perf_counter() - start
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    result = _report(f"train ({profile.train_model}, {profile.train_img_size}px, batch {batch})",
-                     steps * batch, seconds, name)
-    flops = 3 * count_flops(model, profile.train_img_size, device)  # forward + backward ~ 3 forwards
-    result["flops_per_image"] = flops
-    result["params_millions"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
-    peak = _peak_tflops(name)
-    if peak:
-        result["mfu"] = round(flops * result["images_per_s"] / (peak * 1e12), 3)
-        print(f"bench train: MFU {result['mfu']:.1%} of the {peak:.0f} TFLOP/s dense bf16 peak of {name}")
-    return result
+    run()
+    synchronize(device)
+    return len(data) / (time.perf_counter() - start)
+
+
+def bench_loader(profile, device: torch.device, workers: list[int], n_images: int, batch: int) -> dict:
+    """The training's data path apart from the model: JPEG decode and the model's input transform
+    at ``train_img_size`` with each number of ``workers`` (pinned memory on a GPU, and at the
+    most workers also without), and on a GPU nvJPEG decoding."""
+    transform = model_input(build_model(profile, pretrained="none"), profile.train_img_size)
+    pin = device.type == "cuda"
+    with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
+        paths = _write_jpegs(Path(tmp), n_images, profile.image_size)
+        dataset = _Files(paths, transform)
+        rows = [dict(workers=w, pinned=pin, images_per_s=round(loader_rate(dataset, batch, w, pin, device), 1))
+                for w in workers]
+        if pin:
+            rows.append(dict(workers=workers[-1], pinned=False,
+                             images_per_s=round(loader_rate(dataset, batch, workers[-1], False, device), 1)))
+        gpu = round(gpu_decode_rate(paths, profile.train_img_size, device), 1) if device.type == "cuda" else None
+    for row in rows:
+        print(f"bench loader: {row['workers']} workers, pinned {row['pinned']}: {row['images_per_s']:.1f} images/s",
+              flush=True)
+    return dict(what=f"data path (decode + input transform, {profile.image_size}px JPEG to {profile.train_img_size}px)",
+                device=device_name(device), cpu_cores=os.cpu_count(), batch=batch, rows=rows,
+                images_per_s=max(r["images_per_s"] for r in rows), gpu_decode_images_per_s=gpu,
+                note="random-pixel JPEGs (the slowest to decode): lower bounds")
+
+
+def add_parser(sub) -> None:
+    """``python -m helpers bench``'s arguments."""
+    p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image, MFU on a GPU); "
+                       "all: every figure at full size into results/bench/<device>.json (make gpu-bench)")
+    p.add_argument("what", choices=["data", "generate", "train", "score", "all"])
+    add_profile_arguments(p)
+    p.add_argument("--images", type=int, default=None, help="how many images to time")
+    p.add_argument("--compile", action="store_true", help="train, generate, all: also measure torch.compile")
+    p.add_argument("--small", action="store_true",
+                   help="all: tiny stand-ins at small sizes, minutes (always so on a CPU); the profile is not used")
+    p.add_argument("--out", default=None, help="all: the folder of the JSON (default: results/bench)")
+    p.add_argument("--model", default=None, help="bench train: a timm model name (default: the profile's)")
+    p.add_argument("--img-size", type=int, default=None, help="bench train: input side (default: the profile's)")
 
 
 def result_path(profile, what: str) -> Path:
     return results_root(profile.name) / f"bench_{what}.json"
 
 
-def run(what: str, profile, n_images: int | None = None) -> dict:
-    """Measure, print, and keep the figures in ``results/<profile>/bench_<what>.json``."""
-    result = {"data": bench_data, "generate": bench_generate, "train": bench_train}[what](profile, n_images)
-    atomic_write_text(result_path(profile, what), json.dumps(result, indent=2))
+def summary(result: dict) -> dict:
+    """The one-line figures of a result (what a chapter's table shows); the rest is in the details file."""
+    return {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def measure(what: str, profile, n_images: int | None = None, compile: bool = False) -> dict:
+    """One benchmark of the profile, on this process's device."""
+    device = distributed.init().device
+    if what == "data":
+        return bench_data(profile, n_images)
+    if what == "train":
+        steps = max(1, (n_images or 4 * profile.train_micro_batch) // profile.train_micro_batch)
+        return bench_train(profile, device, steps=steps, compile=compile or bool(profile.train_compile))
+    if what == "generate":
+        return bench_generate(profile, device, compile=compile, rounds=max(1, (n_images or 1) // profile.sd_batch))
+    if what == "score":
+        return bench_score(profile, device, n_images=n_images or 16)
+    raise ValueError(f"bench has no {what!r}; valid: data, generate, train, score (and all)")
+
+
+def run(what: str, profile, n_images: int | None = None, compile: bool = False) -> dict:
+    """Measure, print, and keep the figures in ``results/<profile>/bench_<what>.json`` (every
+    measurement in ``bench_<what>_details.json``)."""
+    result = measure(what, profile, n_images, compile)
+    atomic_write_text(result_path(profile, what), json.dumps(summary(result), indent=2))
+    atomic_write_text(result_path(profile, f"{what}_details"), json.dumps(result, indent=2))
     return result

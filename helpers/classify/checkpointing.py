@@ -70,6 +70,8 @@ def restore(tr: Trainer, ckpt: dict) -> None:
     an epoch a save in mid-epoch got."""
     tr.raw.load_state_dict(ckpt["model"])
     tr.optimizer.load_state_dict(ckpt["optimizer"])
+    for group in tr.optimizer.param_groups:  # Adam's implementation follows this device, not the saver's
+        group["fused"] = tr.world.device.type == "cuda"
     if tr.scaler is not None and ckpt["scaler"]:
         tr.scaler.load_state_dict(ckpt["scaler"])
     tr.epoch, tr.best_val_loss = int(ckpt["epoch"]), float(ckpt["best_val_loss"])

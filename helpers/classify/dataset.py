@@ -92,15 +92,23 @@ class ManifestDataset(Dataset):
         self.paths = [inside(root, p) for p in self.frame["path"]]
         self.labels = self.frame["label"].astype(int).tolist()
         self.transform = transform
+        # Chapter 6's robust training (``train --robust-aug``): ``augment(img, epoch, index)`` runs
+        # before ``transform``; the training sampler then yields ``(index, epoch)`` pairs
+        # (:func:`helpers.classify.loaders.robust_training`)
+        self.augment: Callable | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, item):
+        """``item``: an index, or ``(index, epoch)`` from the robust-training sampler."""
+        index, epoch = item if isinstance(item, tuple) else (item, None)
         try:
             img = load_rgb(self.paths[index], min_side=1)
         except BadImage as exc:
             raise damaged_error(self.paths[index], str(exc)) from None
+        if self.augment is not None and epoch is not None:
+            img = self.augment(img, epoch, index)
         if self.transform is not None:
             x = self.transform(img)
         else:

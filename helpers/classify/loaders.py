@@ -83,9 +83,11 @@ class ResumableSampler(DistributedSampler):
     the images a save in mid-epoch already trained (:mod:`helpers.classify.preemption`)."""
 
     skip = 0
+    with_epoch = False  # yield (index, epoch) pairs: robust training's per-sample draws (robust_training)
 
     def __iter__(self):
-        return itertools.islice(super().__iter__(), self.skip, None)
+        kept = itertools.islice(super().__iter__(), self.skip, None)
+        return ((i, self.epoch) for i in kept) if self.with_epoch else kept
 
     def __len__(self) -> int:
         return max(0, super().__len__() - self.skip)
@@ -99,6 +101,16 @@ def train_sampler(dataset, profile, world) -> DistributedSampler:
     """
     return ResumableSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True,
                             seed=profile.seed, drop_last=False)
+
+
+def robust_training(loader: DataLoader, sampler: ResumableSampler, augment) -> None:
+    """Chapter 6: ``augment(img, epoch, index)`` (CNNDetection's blur + JPEG) on every training image
+    of either class. The sampler, which lives in the main process and knows the epoch
+    (``set_epoch``), hands each worker ``(index, epoch)``: the draws depend on those and the seed
+    alone, so a run resumed in mid-epoch sees the very images it would have seen. Call it before
+    the loader's first epoch (its workers copy the dataset when they start)."""
+    loader.dataset.augment = augment
+    sampler.with_epoch = True
 
 
 def seed_worker(worker_id: int) -> None:

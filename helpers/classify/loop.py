@@ -42,7 +42,7 @@ def _on_device(x, y, device: torch.device, channels_last: bool) -> tuple[torch.T
 def _totals(loss: torch.Tensor, prob: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """float64 ``[loss sum, correct, images]`` of one batch."""
     return torch.stack([loss.detach().sum().double(), ((prob > 0.5).long() == y).sum().double(),
-                        torch.tensor(float(len(y)), dtype=torch.float64, device=y.device)])
+                        torch.full((), len(y), dtype=torch.float64, device=y.device)])  # no host-to-device copy
 
 
 def accumulate(model, micro_batches, head: str, device: torch.device, *,

@@ -72,8 +72,10 @@ def setup(profile, world, control: bool, train_rows: pd.DataFrame, val_rows: pd.
     """The run's state at its start: seeded, the model built, Adam, the loaders of this process."""
     seed_everything(profile.seed)
     model, raw = prepare_model(profile, world, resuming)
+    # fused on CUDA (one kernel for all parameters; the state dict's layout is the same, so last.pt
+    # resumes); a CPU keeps the default implementation, and with it the exact results of earlier runs
     optimizer = torch.optim.Adam(model.parameters(), lr=profile.train_lr,
-                                 weight_decay=profile.train_weight_decay)
+                                 weight_decay=profile.train_weight_decay, fused=world.device.type == "cuda")
     amp_dtype = autocast_dtype(profile, world.device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     train_loader, val_loader, sampler = build_loaders(profile, world, raw, train_rows, val_rows)

@@ -28,8 +28,11 @@ training-time controls (``--variant compression-matched|scale-matched|null``: th
 ``controls`` step, :mod:`helpers.classify.controls_data`), and ``vgg16``, ``resnet50``,
 ``efficientnet_b0`` (``...-control``) for the other backbones of Table 3 (``--model``, Chapter 5:
 :mod:`helpers.classify.backbones`), with ``-224px``, ``-lr3e-5``, ``-seed2025`` added for a run of
-Chapter 5's grid and seeds (``--img-size``, ``--lr``, ``--seed``). ``metrics.csv`` also holds each epoch's peak memory: on a GPU what
-PyTorch allocated on rank 0's device, on a CPU the rank-0 process's peak resident size.
+Chapter 5's grid and seeds (``--img-size``, ``--lr``, ``--seed``), and ``robust`` for Chapter 6's
+robust-training variant (``--robust-aug``: CNNDetection's blur + JPEG augmentation on both classes,
+drawn per image from the seed, the epoch and the index, :mod:`helpers.classify.degrade`).
+``metrics.csv`` also holds each epoch's peak memory: on a GPU what PyTorch allocated on rank 0's
+device, on a CPU the rank-0 process's peak resident size.
 """
 
 from __future__ import annotations
@@ -51,12 +54,15 @@ from ..data import manifest as mf
 from .batches import batch_plan
 from .checkpointing import check_room, load_checkpoint, restore, save_best, save_last
 from .dataset import DamagedImage, check_files, damaged_message
-from .loaders import training_rows, validation_rows, variant_rows
+from .degrade import RobustAugment
+from .loaders import robust_training, training_rows, validation_rows, variant_rows
 from .loop import end_epoch, epoch_clock, stop_reason, train_epoch, validate
 from .prepare import determinism, setup
 from .preemption import SaveClock, mid_epoch_saver
 from .records import check_settings, epoch_line, log_tensorboard, run_settings, start_line, write_config, write_metrics
 from .trainer import Trainer, TrainError
+
+ROBUST_RUN = "robust"  # the run folder of ``--robust-aug`` (Chapter 6)
 
 
 def run_folder(profile, name: str) -> Path:
@@ -71,17 +77,23 @@ def run_dir(profile, control: bool = False, model: str = backbones.DEFAULT, **tr
 
 
 def run(profile, control: bool = False, deterministic: bool = False,
-        model: str = backbones.DEFAULT, variant: str | None = None, **trial) -> pd.DataFrame | None:
+        model: str = backbones.DEFAULT, variant: str | None = None, robust: bool = False,
+        **trial) -> pd.DataFrame | None:
     """Train (or resume, or report a finished run); rank 0 returns the metrics table.
 
     ``model`` picks one of Table 3's backbones (:mod:`helpers.classify.backbones`), each in its own run
     folder; ``trial`` (``img_size``, ``lr``, ``seed``) one run of Chapter 5's grid and seeds.
-    ``variant`` trains Chapter 4's model on a control's images, in the run folder of that name.
+    ``variant`` trains Chapter 4's model on a control's images, in the run folder of that name;
+    ``robust`` trains it with CNNDetection's blur + JPEG augmentation, in the run folder ``robust``.
     """
     if variant and (control or model != backbones.DEFAULT or any(v is not None for v in trial.values())):
         raise TrainError(f"--variant {variant} trains Chapter 4's model on a control's images: it goes "
                          f"without --control, --model and Chapter 5's options")
-    out = run_folder(profile, variant) if variant else run_dir(profile, control, model, **trial)
+    if robust and (variant or control or model != backbones.DEFAULT or any(v is not None for v in trial.values())):
+        raise TrainError("--robust-aug trains Chapter 4's model with blur + JPEG augmentation on both classes: "
+                         "it goes without --control, --variant, --model and Chapter 5's options")
+    out = (run_folder(profile, variant or ROBUST_RUN) if (variant or robust)
+           else run_dir(profile, control, model, **trial))
     profile = backbones.for_model(profile, model, **trial)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
@@ -92,7 +104,7 @@ def run(profile, control: bool = False, deterministic: bool = False,
     profile = dataclasses.replace(profile, train_batch=plan.global_batch, train_micro_batch=plan.micro_batch)
     try:
         with determinism(world.device, deterministic) as det:
-            return _run(profile, world, control, det, out, variant)
+            return _run(profile, world, control, det, out, variant, robust)
     finally:
         distributed.finish()
 
@@ -110,9 +122,9 @@ def damaged_images_stop_training(last: Path):
 
 
 def _run(profile, world, control: bool, deterministic: bool, out: Path,
-         variant: str | None = None) -> pd.DataFrame | None:
+         variant: str | None = None, robust: bool = False) -> pd.DataFrame | None:
     last, best, metrics = out / "last.pt", out / "best.pt", out / "metrics.csv"
-    tr = _start_or_resume(profile, world, control, out, variant)
+    tr = _start_or_resume(profile, world, control, out, variant, robust)
     if stop_reason(tr):
         return _already_finished(tr, out, metrics)
     if world.is_main:
@@ -160,15 +172,20 @@ def _rows(profile, world, control: bool, last: Path,
     return train_rows, val_rows
 
 
-def _start_or_resume(profile, world, control: bool, out: Path, variant: str | None = None) -> Trainer:
+def _start_or_resume(profile, world, control: bool, out: Path, variant: str | None = None,
+                     robust: bool = False) -> Trainer:
     """The run's state: fresh, or from ``last.pt`` when it was started with the same settings."""
     last = out / "last.pt"
     train_rows, val_rows = _rows(profile, world, control, last, variant)
-    settings = run_settings(profile, control, train_rows, val_rows, variant)
+    augment = RobustAugment(profile.seed) if robust else None
+    settings = run_settings(profile, control, train_rows, val_rows, variant) | \
+        ({"robust_aug": augment.settings()} if augment else {})
     ckpt = load_checkpoint(last) if last.exists() else None
     if ckpt is not None:
         check_settings(ckpt["settings"], settings, out)
     tr = setup(profile, world, control, train_rows, val_rows, settings, resuming=ckpt is not None)
+    if augment is not None:
+        robust_training(tr.train_loader, tr.sampler, augment)
     if ckpt is not None:
         restore(tr, ckpt)
         if int(ckpt.get("world_size", world.size)) != world.size and world.is_main:
@@ -198,6 +215,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=CONTROLS, default=None,
                    help="a training-time control of Chapter 4 (the images of `python -m helpers controls`), "
                         "in the run folder of its name")
+    p.add_argument("--robust-aug", action="store_true",
+                   help="Chapter 6: train Chapter 4's model with blur + JPEG augmentation on both classes "
+                        "(CNNDetection's recipe), run 'robust'")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic algorithms on a GPU too (always on a CPU); slower")
     return p

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 # The `--set KEY=VALUE` syntax lives in settings.py; its names are part of this module's surface.
+from .augment_ranges import AugmentRanges, _why
 from .settings import SET_ENV, ProfileError, build_sets, parse_sets, to_sets  # noqa: F401
 
 ENV_VAR = "BOOK_PROFILE"
@@ -34,43 +35,13 @@ TINY_SD2_INPAINT = "tiny-sd2-inpainting"
 # Smoke's stand-ins for the DALL-E 2 and Imagen folders: images of differently configured tiny
 # generators, made locally (Chapter 3). Real folders are given with --set dalle2_dir=/path.
 STANDIN_DIR = "standin"
+TINY_CLIP = "tiny-clip-vit"  # smoke's CLIP for Chapter 6's probe: tiny, random, open_clip's own loading
 
 
 # Chapter 4's training-time controls by name (``controls``, ``train --variant``; helpers.data.controls).
 CONTROLS = ("compression-matched", "scale-matched", "null")
 # Chapter 3's inpainting methods by name (``inpaint_models``, ``python -m helpers inpaint --model``).
 INPAINT_MODELS = ("pconv", "deepfill_v2", "sd2_inpaint", "telea", "navier_stokes", "biharmonic")
-
-
-def _why(default, reason: str):
-    return field(default=default, metadata={"why": reason})
-
-
-@dataclass(frozen=True)
-class AugmentRanges:
-    """Ranges of Chapter 2's augmentation (the paper's Algorithm 1 names the techniques, not these).
-
-    Each augmented image applies a non-empty random subset of the four techniques, with every
-    parameter drawn uniformly from its range. The ranges are mild on purpose: the paper wants more
-    training images *of the same kind* (section 4), not new kinds of image. Each field says why.
-    """
-
-    rotation_deg: float = _why(
-        15.0, "degrees either way; keeps horizons and people plausibly upright. The empty corners a "
-        "rotation leaves are cut away (largest centred crop, resized back): black corners in one "
-        "class only would be a give-away")
-    noise_sigma: tuple[float, float] = _why(
-        (0.01, 0.04), "standard deviation on the [0, 1] scale; visible on flat areas, below the noise "
-        "of a dim indoor photograph; more would teach 'noisy means generated'")
-    brightness: tuple[float, float] = _why(
-        (0.8, 1.2), "factor (1 = unchanged); +-20% stays within how exposure varies across COCO")
-    contrast: tuple[float, float] = _why(
-        (0.8, 1.2), "factor (1 = unchanged); the same reasoning as brightness")
-    saturation: tuple[float, float] = _why(
-        (0.8, 1.2), "colour jitter, factor (1 = unchanged): from slightly muted to slightly vivid")
-    hue: tuple[float, float] = _why(
-        (-0.05, 0.05), "colour jitter, shift as a fraction of the colour circle; 0.05 is 18 degrees: "
-        "tints change, skin and sky keep possible colours")
 
 
 @dataclass(frozen=True)
@@ -151,6 +122,12 @@ class Profile:
     ablation_lr_grid: str = "3e-5,1e-4,3e-4"
     ablation_seeds: int = 3  # seeds seed, seed+1, ... of the chosen learning rate: mean +- sd in Table 3
     transfer_count: int = 0  # images per stand-in generator (smoke); a real folder is used whole
+    # -- Chapter 6: the CLIP linear probe (UniversalFakeDetect's recipe; helpers.classify.probe)
+    probe_model: str = _why("ViT-L-14", "open_clip's name of the image encoder Ojha et al. (CVPR 2023) probe")
+    probe_pretrained: str = _why("openai", "an open_clip tag (openai: CLIP's own weights), a file, or random (smoke)")
+    probe_c_grid: str = _why("1e-4:1e4:17", "LOW:HIGH:N: N log-spaced C (half decades) tried on validation, as CLIP's probes")
+    gradcam_count: int = _why(4, "Chapter 6: images per group of the Grad-CAM figure (python -m helpers gradcam): "
+                              "a row of the grid a reader can look at image by image")
     # -- jobs
     build_runs_steps: int = 1  # 1: a chapter runs its steps as it is built; 0: `make run` first (paper)
     seed: int = 2024
@@ -239,6 +216,8 @@ PROFILES: dict[str, Profile] = {
         ablation_lr_grid="3e-4,1e-3",
         ablation_seeds=1,
         transfer_count=12,
+        probe_model=TINY_CLIP,
+        probe_pretrained="random",
         download_workers=4,
         spectra_count=8,  # smoke's test split holds 8 images per class
     ),
@@ -306,7 +285,7 @@ _CHOICES = {
 _POSITIVE = {
     "real_train", "real_val", "real_test", "gen_train", "gen_val", "gen_test",
     "sd_resolution", "sd_steps", "sd_batch", "image_size", "min_side", "max_pixels",
-    "download_workers", "download_retries", "inpaint_count", "spectra_count",
+    "download_workers", "download_retries", "inpaint_count", "spectra_count", "gradcam_count",
     "train_img_size", "ablation_seeds", "train_batch", "train_micro_batch", "train_epochs", "train_patience",
 }
 _NOT_OVERRIDABLE = ("name", "description", "augment")

@@ -13,6 +13,9 @@ their own hub code, unchanged: the code path of a GPU box, minus the network.
   published architectures at full size (for timing on a GPU).
 - timm models: the real architecture of each name with random weights, saved by timm's own
   ``save_for_hf`` (``model.safetensors`` and ``config.json``, as the ``timm/`` repositories hold).
+- open_clip's weights (Chapter 6's probe, :func:`probe_hub_ids`): the open_clip architecture whose
+  published weights the repository holds, with random weights, as ``open_clip_model.safetensors``
+  (the file open_clip asks the hub for first) beside ``open_clip_config.json``.
 
 Everything here is a stand-in: nothing computed with these weights is a finding.
 """
@@ -107,6 +110,24 @@ def hub_ids_for(profile) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def probe_hub_ids(profile) -> list[str]:
+    """The hub repository of the probe's CLIP weights (``timm/vit_large_patch14_clip_224.openai`` for
+    ViT-L-14 ``openai``), where open_clip fetches them; none for smoke's tiny file."""
+    from ..classify.clip_features import hub_id  # the classify package loads torch
+
+    repo = hub_id(profile.probe_model, profile.probe_pretrained)
+    return [repo] if repo else []
+
+
+def open_clip_model_for(repo_id: str) -> str | None:
+    """The open_clip architecture whose published weights ``repo_id`` holds, or None."""
+    import open_clip
+
+    from ..classify.clip_features import hub_id
+
+    return next((model for model, tag in open_clip.list_pretrained() if hub_id(model, tag) == repo_id), None)
+
+
 def _is_hub_id(value: str) -> bool:
     return value not in (TINY_SD2, TINY_SD2_INPAINT) and value.count("/") == 1 and not Path(value).expanduser().exists()
 
@@ -124,6 +145,8 @@ def build_hub_cache(hf_home: Path, repo_ids, full_size: bool = False) -> dict[st
 def _ensure_repo(hub: Path, repo_id: str, full_size: bool) -> Path:
     repo = hub / ("models--" + repo_id.replace("/", "--"))
     how = {"repo_id": repo_id, "full_size": bool(full_size) and repo_id in SD_REPOS}
+    if repo_id not in SD_REPOS and open_clip_model_for(repo_id):
+        how["open_clip"] = open_clip_model_for(repo_id)  # a tiny test build is never kept for the real one
     snapshot = _snapshot(repo)
     if snapshot is not None and _read_json(repo / MARKER) == how:
         return snapshot
@@ -155,6 +178,8 @@ def _read_json(path: Path):
 def _build(repo_id: str, target: Path, full_size: bool) -> None:
     if repo_id in SD_REPOS:
         _build_pipeline(repo_id, target, full_size)
+    elif open_clip_model_for(repo_id):
+        _build_open_clip(open_clip_model_for(repo_id), target)
     elif repo_id.startswith("timm/"):
         _build_timm(repo_id.split("/", 1)[1], target)
     else:
@@ -194,6 +219,21 @@ def _build_timm(name: str, target: Path) -> None:
         raise ValueError(f"timm has no model {name!r}: no stand-in for timm/{name}")
     model = timm.create_model(name, pretrained=False)
     save_for_hf(model, str(target), safe_serialization=True)
+
+
+def _build_open_clip(model_name: str, target: Path) -> None:
+    """open_clip's ``model_name`` with random weights, as open_clip's files on the hub are laid out."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from ..classify.clip_features import WEIGHTS_NAME
+
+    model = open_clip.create_model(model_name, pretrained=None)
+    target.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(target / WEIGHTS_NAME))
+    preprocess = {k: model.visual.preprocess_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode")}
+    _write_json(target / "open_clip_config.json",
+                {"model_cfg": open_clip.get_model_config(model_name), "preprocess_cfg": preprocess})
 
 
 def _build_pipeline(repo_id: str, target: Path, full_size: bool) -> None:
