@@ -98,9 +98,17 @@ def _evaluate(profile, checkpoint, images_dir, label, reencode, get_model, devic
         raise EvaluateError(f"none of the {len(probs)} images of {images_dir or 'the test split'} could "
                             f"be read; first reasons: {list(skipped.values())[:3]}")
     speed = _speed(int(ok.sum()), seconds, device)
+    return save_scores(profile, name, settings, parts, probs, skipped, speed, f"evaluate {name}")
+
+
+def save_scores(profile, name: str, settings: dict, parts: list, probs: np.ndarray, skipped: dict,
+                speed: dict | None, step: str) -> dict:
+    """One evaluation written from its images' P(generated): ``predictions.csv``, the metrics, and
+    the files that could not be read (also logged for ``step``). ``evaluate`` and Chapter 6's probe
+    both write their results this way, so the chapters read them alike."""
     predictions = _predictions(pd.concat([part.frame for part in parts], ignore_index=True), probs)
     if skipped:
-        log_skipped(profile, skipped, f"evaluate {name}")
+        log_skipped(profile, skipped, step)
     saved = {"name": name, "settings": settings, **_summary(predictions),
              "skipped": [{"file": str(f), "reason": r} for f, r in skipped.items()],
              "speed": speed}

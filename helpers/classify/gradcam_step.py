@@ -33,10 +33,10 @@ import torch
 
 from ..core.distributed import default_device
 from ..core.files import atomic_write_bytes, atomic_write_text
-from ..core.paths import coco_dir, results_root, shown
+from ..core.paths import results_root, shown
 from ..data import controls as ctl
 from ..data import manifest as mf
-from ..data.coco import SUBSET_OF_SPLIT
+from ..data.coco import instances_path
 from ..data.images import BadImage, load_rgb
 from ..inpaint.masks import load_instances
 from ..inpaint.step import EXTERNAL, external_folders
@@ -56,11 +56,6 @@ REAL, GENERATED, PROBE = "real test", "generated test", "probe: Algorithm 1 on r
 
 def out_dir(profile) -> Path:
     return results_root(profile.name) / "gradcam"
-
-
-def instances_path(profile) -> Path:
-    """The COCO instance annotations of the test photographs (val2017), as Chapter 3's object holes read them."""
-    return coco_dir(profile) / "annotations" / f"instances_{SUBSET_OF_SPLIT['test']}.json"
 
 
 def _rows(paths, labels, from_folder: bool) -> pd.DataFrame:

@@ -36,12 +36,11 @@ from ..core.files import atomic_write_text, slug
 from ..core.paths import data_root, results_root, shown
 from ..core.profiles import add_profile_arguments
 from ..data import manifest as mf
-from ..data.real_data import log_skipped
 from ..inpaint.step import external_folders
 from .classifier import EvaluateError, default_checkpoint
 from .clip_features import FeatureModel, ProbeError, cached_features, describe, model_key
-from .eval_files import checkpoint_stamp, eval_name, fingerprint, load_result, reusable, save_result
-from .evaluation import _predictions, _summary
+from .eval_files import checkpoint_stamp, eval_name, fingerprint, load_result, reusable
+from .evaluation import save_scores
 from .image_sets import Part, check_prepared, image_parts
 from .loaders import validation_rows
 from .prediction import THRESHOLD
@@ -197,12 +196,7 @@ def evaluate_probe(profile, probe: dict, model: FeatureModel, key: str, images_d
     if np.isnan(probs).all():
         raise ProbeError(f"none of the images of {images_dir or 'the test split'} could be read; first "
                          f"reasons: {list(skipped.values())[:3]}")
-    if skipped:
-        log_skipped(profile, skipped, f"probe {name}")
-    predictions = _predictions(pd.concat([p.frame for p in parts], ignore_index=True), probs)
-    saved = {"name": name, "settings": settings, **_summary(predictions),
-             "skipped": [{"file": str(f), "reason": r} for f, r in skipped.items()], "speed": None}
-    return save_result(profile, saved, predictions)
+    return save_scores(profile, name, settings, parts, probs, skipped, None, f"probe {name}")
 
 
 def evaluation_sets(profile) -> dict[str, tuple]:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..core.download import md5sum
 from ..core.files import atomic_write_bytes
+from ..core.paths import coco_dir
 
 OFFICIAL_URL = "http://images.cocodataset.org"
 URL_ENV = "BOOK_COCO_URL"
@@ -77,6 +78,12 @@ def mirror_zip_check(url: str):
 
 def caption_path(coco_root: Path, subset: str) -> Path:
     return Path(coco_root) / "annotations" / CAPTION_FILES[subset]
+
+
+def instances_path(profile) -> Path:
+    """COCO's instance annotations (object outlines) of the test photographs (val2017), as the data
+    step extracts them: Chapter 3's object holes and Chapter 6's Grad-CAM check read this one file."""
+    return coco_dir(profile) / "annotations" / f"instances_{SUBSET_OF_SPLIT['test']}.json"
 
 
 def extract_captions(zip_path: Path, coco_root: Path) -> None:

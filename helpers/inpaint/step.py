@@ -56,11 +56,11 @@ from tqdm import tqdm
 
 from ..core.distributed import default_device
 from ..core.files import atomic_write_bytes, atomic_write_text, list_files, slug
-from ..core.paths import coco_dir, data_root, inside, profile_dir, results_root
+from ..core.paths import data_root, inside, profile_dir, results_root
 from ..core.profiles import INPAINT_MODELS as MODELS
 from ..core.profiles import STANDIN_DIR
 from ..data import manifest as mf
-from ..data.coco import SUBSET_OF_SPLIT
+from ..data.coco import instances_path
 from ..data.generate import from_pretrained, generate_batch
 from ..data.images import load_rgb, png_bytes, suffix
 from ..data.real_data import convert_all, log_skipped
@@ -210,7 +210,7 @@ def _free_form(profile, index: int) -> np.ndarray:
 
 def _instances(profile) -> tuple[Path, dict]:
     """The COCO instance annotations of the test photographs, or a clear error without them."""
-    path = coco_dir(profile) / "annotations" / f"instances_{SUBSET_OF_SPLIT['test']}.json"
+    path = instances_path(profile)
     if not path.exists():
         raise InpaintError(f"object masks need {path} (from annotations_trainval2017.zip, which the data step "
                            f"extracts); the smoke profile's stand-in photographs have none: use --masks free_form")
