@@ -186,7 +186,8 @@ def test_make_run_lists_the_seeds_once_the_grid_has_run(data_root, monkeypatch):
     rest = [(s.chapter, s.command, s.args) for s in steps]
     assert rest[0] == (5, "evaluate", ("--model", "convnext", "--lr", "3e-4"))  # all tied: the smaller rate
     assert (5, "train", ("--model", "vgg16", "--img-size", "48", "--lr", "3e-4")) in rest
-    assert rest[-1][1] == "predict"
+    assert [c for c in rest if c[0] == 5][-1][1] == "predict"
+    assert (6, "robustness", ("--model", "vgg16", "--lr", "3e-4")) in rest  # the chosen run's curves
 
 
 def _scored_by_seed(monkeypatch):

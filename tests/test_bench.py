@@ -57,10 +57,14 @@ def _fake_result(device: str, device_type: str, small: bool) -> dict:
     return gpu_bench.environment(CPU, small) | dict(
         device=device, device_type=device_type, budget_s=1.0,
         score={"images_per_s_by_metric": {"niqe": 50.0, "lpips": 400.0}},
-        train={"images_per_s": 520.0, "mfu": 0.6, "paper_batch_images_per_s": 100.0, "best": {"micro_batch": 64},
-               "sweep": [{"micro_batch": 64, "images_per_s": 520.0}, {"micro_batch": 128, "error": "out of memory"}],
-               "top_kernels": [{"name": "conv", "share": 0.5}]},
-        generate={"s_per_image": 0.7, "unet_share": 0.9},
+        train={"images_per_s": 520.0, "mfu": 0.6, "paper_batch_images_per_s": 100.0, "img_size": 384,
+               "best": {"micro_batch": 64, "images_per_s": 520.0, "label": "micro-batch 64, bf16, compiled"},
+               "sweep": [{"micro_batch": 64, "images_per_s": 400.0}, {"micro_batch": 128, "error": "out of memory"}],
+               "variants": [{"label": "micro-batch 64, fp32", "images_per_s": 200.0}],
+               "host_sync": {"runtime": "no synchronisation in one step"},
+               "top_kernels": [{"name": "conv", "share": 0.5}, {"name": "vectorized_elementwise_kernel", "share": 0.2}]},
+        generate={"s_per_image": 0.7, "unet_share": 0.9, "steps": 25},
+        predict={"batch": 64, "images_per_s": 150.0, "model_only_images_per_s": 600.0, "bound": "decoding (host)"},
         data_path={"images_per_s": 300.0, "rows": [{"workers": 8}], "gpu_decode_images_per_s": 2000.0})
 
 
@@ -92,7 +96,7 @@ def test_a_small_run_meets_no_target(offline):
 
 def _write(folder, name: str, result: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(json.dumps(result | {"figures": gpu_bench.figures(result)}))
+    (folder / name).write_text(json.dumps(result | {"figures": gpu_bench.figures(result), "limits": gpu_bench.limits(result)}))
 
 
 def test_the_table_names_device_and_date_and_says_gpu_figures_are_missing(offline, tmp_path):
@@ -106,6 +110,44 @@ def test_the_table_names_device_and_date_and_says_gpu_figures_are_missing(offlin
     _write(folder, "h100.json", _fake_result("NVIDIA H100 80GB HBM3", "cuda", False))
     table = bench_report.bench_table(folder)
     assert bench_report.STILL_TO_TAKE not in table and "| yes | NVIDIA H100 80GB HBM3 |" in table
+
+
+def test_the_readings_are_computed_from_the_kept_run(tmp_path):
+    folder = tmp_path / "bench"
+    assert "still to be measured" in bench_report.batch_tradeoff(folder) and bench_report.gpu_reading(folder) == ""
+    _write(folder, "h100.json", _fake_result("NVIDIA H100 80GB HBM3", "cuda", False))
+    tradeoff = bench_report.batch_tradeoff(folder)
+    assert "**100 images/s**" in tradeoff and "**520 images/s**" in tradeoff and "5.2 times faster" in tradeoff
+    assert "(3.3 min per 20,000-image epoch)" in tradeoff and "400 images/s without `torch.compile`" in tradeoff
+    reading = bench_report.gpu_reading(folder, predict_folder=tmp_path / "none")
+    assert "60% of the bf16 peak" in reading and "fp32: 200 images/s" in reading
+    assert "take 20% of the device time" in reading and "less than training consumes" in reading
+    assert "150 images/s from JPEG files against 600" in reading and "later change" not in reading
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "nvidia-h100-80gb-hbm3.json").write_text(json.dumps(
+        [{"batch": 64, "device": "NVIDIA H100 80GB HBM3", "images_per_s": 310.0, "bound": "decoding (host)"}]))
+    assert "310 images/s at batch 64" in bench_report.gpu_reading(folder, predict_folder=tmp_path / "p")
+
+
+def test_a_run_cut_short_leaves_what_it_measured(offline, monkeypatch, tmp_path):
+    def measure(device, small, sd_configs, compile, budget_s, save):
+        save({"score": {"niqe": 1.0}})
+        raise KeyboardInterrupt  # the lease ends during training
+    monkeypatch.setattr(gpu_bench, "measure", measure)
+    with pytest.raises(KeyboardInterrupt):
+        gpu_bench.run(tmp_path, small=True)
+    (partial,) = tmp_path.glob("*.partial.json")
+    assert json.loads(partial.read_text()) == {"score": {"niqe": 1.0}}
+    assert bench_report.bench_files(tmp_path) == []  # never shown as a finished run
+
+
+@pytest.mark.slow
+def test_bench_predict_times_files_and_the_model_alone(offline):
+    from helpers.classify.bench import bench_predict
+
+    row = bench_predict(get_profile("smoke"), CPU, n_images=8, batch=4)
+    assert row["images_per_s"] > 0 and row["model_only_images_per_s"] > 0
+    assert row["bound"] in ("model", "decoding (host)") and row["batch"] == 4
 
 
 def test_a_foreign_file_is_named_with_what_to_do(tmp_path):

@@ -207,11 +207,12 @@ def test_cli_refuses_a_folder_without_a_mirror(tmp_path):
 def test_hub_ids_of_each_profile():
     assert hub_ids_for(get_profile("smoke")) == []
     timm_ids = ["timm/vgg16.tv_in1k", "timm/resnet50.tv_in1k", "timm/efficientnet_b0.ra_in1k"]
-    assert hub_ids_for(get_profile("course")) == [SD2_BASE_512, SD2_INPAINT, *timm_ids, f"timm/{TIMM_NAME}"]
+    clip = "timm/vit_large_patch14_clip_224.openai"  # Chapter 6's probe: open_clip's ViT-L-14 openai
+    assert hub_ids_for(get_profile("course")) == [SD2_BASE_512, SD2_INPAINT, *timm_ids, f"timm/{TIMM_NAME}", clip]
     assert hub_ids_for(get_profile("paper")) == [SD2_768, SD2_INPAINT, *timm_ids,
-                                                 "timm/convnext_xlarge.fb_in22k_ft_in1k_384"]
+                                                 "timm/convnext_xlarge.fb_in22k_ft_in1k_384", clip]
     fewer = get_profile("course", dict(inpaint_models="telea", train_pretrained="none"))
-    assert hub_ids_for(fewer) == [SD2_BASE_512]
+    assert hub_ids_for(fewer) == [SD2_BASE_512, clip]
 
 
 @pytest.fixture(scope="module")

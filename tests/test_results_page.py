@@ -23,7 +23,7 @@ from helpers.core.profiles import PROFILES
 from helpers.classify.train import write_metrics
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "06_results.ipynb"
+NOTEBOOK = REPO / "notebooks" / "08_results.ipynb"
 SMOKE = PROFILES["smoke"]
 # what the fixture writes, and so what the readers must return
 COUNTS = {("real", "train"): 3, ("real", "val"): 1, ("real", "test"): 2,
@@ -198,6 +198,24 @@ def test_chapter5_reads_the_other_chapters_tables(data_root, monkeypatch):
     assert reported["reported_transfer_dall-e-2_accuracy"] == paper.TRANSFER_ACCURACY["DALL-E 2"]
     assert {k[len("smoke_"):] for k in values} <= {k[len("reported_"):] for k in reported}  # the paper's twin
     assert {type(v) for v in values.values()} <= {int, float}  # plain numbers, not numpy scalars, for glue
+
+
+def test_chapter6_reads_its_tables_and_says_what_is_missing(data_root, monkeypatch):
+    drops = pd.DataFrame([{"label": "ConvNeXt-XL", "degradation": "jpeg", "metric": "auc", "undegraded": 99.0,
+                           "strongest": 80.0, "strongest_level": 30, "drop": 19.0}])
+    _fake(monkeypatch, "ch6_robustness", "drops", lambda profile: drops)
+    row = _ours(rp.robustness(SMOKE), "ConvNeXt-XL: ROC-AUC at JPEG quality 30")
+    assert row.ours == pytest.approx(0.8) and row.paper == rp.NOT_REPORTED and row.note == "undegraded: 0.9900"
+    comparison = pd.DataFrame([
+        {"set": "DALL-E 2 (alone)", "model": "m (Chapter 4)", "n_real": 0, "accuracy": 0.1, "roc_auc": None},
+        {"set": "DALL-E 2 (alone)", "model": "linear probe on ViT-L-14", "n_real": 0, "accuracy": 0.6,
+         "roc_auc": None}])
+    monkeypatch.setattr("helpers.classify.probe.comparison", lambda profile: comparison)
+    probe = rp.probe_results(SMOKE)
+    assert _ours(probe, "DALL-E 2 (alone), m (Chapter 4): accuracy").paper == paper.TRANSFER_ACCURACY["DALL-E 2"]
+    assert _ours(probe, "DALL-E 2 (alone), linear probe on ViT-L-14: accuracy").paper == rp.NOT_REPORTED
+    assert _ours(probe, "DALL-E 2 (alone), m (Chapter 4): ROC-AUC").ours == rp.NO_MATCHED_REAL
+    assert (rp.gradcam_check(SMOKE).ours == rp.NOT_RUN).all()  # no Grad-CAM results in this folder
 
 
 def _raise(profile):

@@ -4,6 +4,8 @@ The stand-in scores brightness, so dark "real" and bright "generated" test image
 undegraded and the expected numbers are known. The real classifier is never built here.
 """
 
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -66,9 +68,13 @@ def study(data_root, monkeypatch):
 
 def _count_scores(monkeypatch) -> list:
     """Which (degradation, level) rows were scored."""
-    scored, real = [], robustness._scores
-    monkeypatch.setattr(robustness, "_scores", lambda p, m, f, kind, level, *a: scored.append((kind, level))
-                        or real(p, m, f, kind, level, *a))
+    scored, real = [], robustness.classifier_scorer
+
+    def counting(*args, **kwargs):
+        scorer = real(*args, **kwargs)
+        return dataclasses.replace(scorer, score=lambda files, kind, level: scored.append((kind, level))
+                                   or scorer.score(files, kind, level))
+    monkeypatch.setattr(robustness, "classifier_scorer", counting)
     return scored
 
 
@@ -181,8 +187,54 @@ def test_the_figure_draws_one_line_per_model_and_the_papers_numbers(study):
     row = drops[(drops.label == "ConvNeXt-XL (tiny-convnext)") & (drops.degradation == "jpeg")
                 & (drops.metric == "auc")].iloc[0]
     assert row.undegraded == 100 and row.strongest_level == 30
-    assert ch6.steps(profile, ("convnext", "vgg16"))[-2:] == [("robustness", ("--model", "vgg16")),
-                                                             ("robustness", ("--robust-aug",))]
+    text = ch6.reading(profile)
+    assert "- ConvNeXt-XL (tiny-convnext): ROC-AUC" in text and "blur + JPEG training gives" in text
+
+
+def test_the_steps_score_each_chosen_run_the_robust_model_and_the_probe(study, monkeypatch):
+    profile, _ = study
+    trial = ch6.ch5_runs.Trial("vgg16", profile.train_img_size, 3e-4, profile.seed)
+    monkeypatch.setattr(ch6.ch5_runs, "chosen_trials",
+                        lambda p, key, size: [trial] if key == "vgg16" else [])  # the grid chose one rate
+    assert ch6.steps(profile) == [("robustness", ()), ("robustness", trial.args(profile)),
+                                  ("robustness", ("--robust-aug",)), ("robustness", ("--probe",))]
+    assert ch6.model_label(profile, "vgg16-lr3e-4").startswith("VGG-16") and \
+        ch6.model_label(profile, "vgg16-lr3e-4").endswith(", lr3e-4")
+    assert ch6.run_key("vgg16-control") is None and ch6.run_key("robust") == "convnext"
+    assert ch6.model_label(profile, "efficientnet-b0-lr3e-4").startswith("EfficientNet-B0")  # the slug's name
+    assert ch6.model_label(profile, robustness.probe_name(profile)) == f"linear probe on {profile.probe_model}"
+
+
+class FakeProbe:
+    """The fitted probe's place: P(generated) is the image's mean brightness (PIL images in)."""
+
+    def __init__(self, profile, device=None):
+        FakeProbe.loaded += 1
+
+    def predict(self, images, batch_size=16):
+        FakeProbe.seen.append(np.asarray(images[0], dtype=float))
+        return np.array([np.asarray(im, dtype=float).mean() / 255 for im in images])
+
+
+def test_the_probe_gets_its_own_table_from_degraded_images(study, monkeypatch):
+    profile, loads = study
+    with pytest.raises(EvaluateError, match="fit the probe first"):
+        robustness.run(profile, probe=True)
+    with pytest.raises(EvaluateError, match="without --model"):
+        robustness.run(profile, "vgg16", probe=True)
+    path = robustness.probe_path(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+    FakeProbe.loaded, FakeProbe.seen = 0, []
+    monkeypatch.setattr(robustness, "ProbeScorer", FakeProbe)
+    table = robustness.run(profile, probe=True)
+    out = robustness.robustness_dir(profile) / f"{robustness.probe_name(profile)}.csv"
+    assert out.is_file() and len(table) == N_ROWS and loads == [] and FakeProbe.loaded == 1
+    assert table.iloc[0].auc == 1.0 and table.iloc[0].acc_generated == 1.0  # bright = generated, undegraded
+    clean, noisy = FakeProbe.seen[N_ROWS - len(LEVELS["noise"])], FakeProbe.seen[N_ROWS - 1]
+    assert np.abs(clean - noisy).mean() > 10  # the probe scored the degraded pixels
+    robustness.run(profile, probe=True)
+    assert FakeProbe.loaded == 1  # a finished table loads no encoder
 
 
 def test_a_row_holds_wilson_and_bca_intervals_around_its_numbers(monkeypatch):

@@ -80,7 +80,11 @@ def test_make_run_lists_the_chapters_steps_in_order(data_root, monkeypatch):
         (3, "inpaint", ("--model", m)) for m in get_profile("course").inpaint_model_list]
     assert commands.index((4, "train", ())) < commands.index((5, "train", ("--model", "vgg16")))
     assert all(s.nproc == 2 for s in listed if s.command == "train")  # no GPU here: 2 CPU processes
-    assert commands[-1][1] == "predict"
+    chapter5 = [c for c in commands if c[0] <= 5]
+    assert chapter5[-1][1] == "predict" and commands[:len(chapter5)] == chapter5
+    chapter6 = commands[len(chapter5):]
+    assert chapter6[:3] == [(6, "train", ("--robust-aug",)), (6, "probe", ()), (6, "robustness", ())]
+    assert (6, "robustness", ("--probe",)) in chapter6 and chapter6[-1] == (6, "gradcam", ())
 
 
 def test_book_outputs_of_different_profiles_never_mix():
@@ -141,3 +145,15 @@ def test_what_a_step_printed_is_shown_without_this_machines_paths(data_root, mon
     assert "manifest: $BOOK_DATA_ROOT/smoke/manifest.csv" in out
     assert "run $BOOK_RESULTS_ROOT/smoke/train/paper is finished" in out and "see notebooks/x.png" in out
     assert str(data_root) not in out and str(REPO_ROOT) not in out
+
+
+def test_a_chapter_runs_only_the_earlier_steps_not_finished(data_root, monkeypatch, capsys):
+    smoke = get_profile("smoke")
+    listed = [pipeline.Step(1, "data"), pipeline.Step(4, "train", nproc=2), pipeline.Step(6, "probe")]
+    monkeypatch.setattr(pipeline, "steps", lambda profile: iter(listed))
+    launched = []
+    monkeypatch.setattr(chapter, "run_step", lambda command, p, o, *args, **k: launched.append((command, k["nproc"])))
+    steps.record_done(smoke, ["data"], 3.0)  # finished with these settings: not launched again
+    pipeline.prerequisites(smoke, {}, before=6)
+    assert launched == [("train", 2)]  # and never Chapter 6's own step
+    assert "1 steps had finished with these settings, 1 ran now" in capsys.readouterr().out

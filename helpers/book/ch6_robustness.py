@@ -9,8 +9,8 @@ classes, as it gives no per-class figure, and AUC); it is marked as a star at th
 and labelled as the paper's. For JPEG that level is a re-encoding at quality 100,
 close to but not the very file the paper scored.
 
-Which steps to run, in order (:func:`steps`): ``train --robust-aug`` (CNNDetection's recipe), then
-``robustness`` for Chapter 4's model, each trained backbone of Table 3, and the robust model.
+Which curves to compute, in order (:func:`steps`): Chapter 4's model, each other backbone of Table 3,
+the model of ``train --robust-aug`` (CNNDetection's recipe) and the CLIP linear probe.
 """
 
 from __future__ import annotations
@@ -20,36 +20,59 @@ import numpy as np
 import pandas as pd
 
 from ..classify import backbones
-from ..classify.degrade import AXIS, DEGRADATIONS, LEVELS
-from ..classify.robustness import load_curves
+from ..classify.degrade import AXIS, DEGRADATIONS, LEVELS, degrade
+from ..classify.image_sets import image_file, test_images
+from ..classify.robustness import load_curves, probe_name
 from ..classify.train import ROBUST_RUN
 from ..core import paper
+from ..core.files import slug
 from ..core.profiles import PROFILES
+from ..data import manifest as mf
+from ..data.images import load_rgb
+from . import ch5_runs
+from .figures import Cell, image_grid
 
 METRICS = {"acc_real": "accuracy, real images", "acc_generated": "accuracy, generated images",
            "auc": "ROC-AUC"}
 # The model behind each run folder, as Table 3 names it (the robust run is Chapter 4's model).
-RUN_KEYS = {backbones.run_name(k): k for k in backbones.KEYS} | {ROBUST_RUN: backbones.DEFAULT}
+# Tables are named by the run folder's slug (``efficientnet-b0-lr3e-4`` for ``efficientnet_b0-lr3e-4``).
+RUN_KEYS = {slug(backbones.run_name(k)): k for k in backbones.KEYS} | {ROBUST_RUN: backbones.DEFAULT}
 
 
-def steps(profile, models: tuple[str, ...] = (backbones.DEFAULT,)) -> list[tuple[str, tuple[str, ...]]]:
-    """``(command, arguments)`` of the chapter's robustness steps, in order: the robust training run,
-    then the curves of each model in ``models`` (keys of Table 3) and of the robust run."""
-    out = [("train", ("--robust-aug",))]
-    out += [("robustness", () if key == backbones.DEFAULT else ("--model", key)) for key in models]
-    return out + [("robustness", ("--robust-aug",))]
+def steps(profile) -> list[tuple[str, tuple[str, ...]]]:
+    """``(command, arguments)`` of the chapter's robustness curves, in order: Chapter 4's model, the
+    first seed of each other backbone of Table 3 at its chosen learning rate (once Chapter 5's grid
+    has run), the robust run (``train --robust-aug`` runs before: :mod:`helpers.book.pipeline`)
+    and the CLIP linear probe."""
+    out = [("robustness", ())]
+    for key in backbones.KEYS:
+        trials = ch5_runs.chosen_trials(profile, key, profile.train_img_size) if key != backbones.DEFAULT else []
+        out += [("robustness", trials[0].args(profile))] if trials else []
+    return out + [("robustness", ("--robust-aug",)), ("robustness", ("--probe",))]
+
+
+def run_key(name: str) -> str | None:
+    """The backbone of Table 3 behind a table's name: its run folder (``vgg16``), or that folder with
+    a run's settings after it (``vgg16-lr3e-4``); None for the probe and other checkpoints."""
+    if name in RUN_KEYS:
+        return RUN_KEYS[name]
+    return next((k for rn, k in RUN_KEYS.items() if rn != ROBUST_RUN and name.startswith(f"{rn}-")
+                 and not name.startswith(f"{rn}-control")), None)
 
 
 def model_label(profile, name: str) -> str:
-    """``paper`` -> ``ConvNeXt-XL``, ``robust`` -> ``ConvNeXt-XL, blur+JPEG training``, with the
-    profile's own network named where it is not the paper's (``ConvNeXt-XL (tiny-convnext)`` in
-    smoke); another checkpoint keeps its name."""
-    key = RUN_KEYS.get(name)
+    """``paper`` -> ``ConvNeXt-XL``, ``robust`` -> ``ConvNeXt-XL, blur+JPEG training``, ``vgg16-lr3e-4``
+    -> ``VGG-16, lr3e-4``, with the profile's own network named where it is not the paper's
+    (``ConvNeXt-XL (tiny-convnext)`` in smoke); the probe as the probe; another checkpoint keeps its name."""
+    if name == probe_name(profile):
+        return f"linear probe on {profile.probe_model}"
+    key = run_key(name)
     if key is None:
         return name
     own, papers = backbones.models(profile)[key], backbones.models(PROFILES["paper"])[key]
+    settings = name[len(slug(backbones.run_name(key))) + 1:] if name not in RUN_KEYS else ""
     return (backbones.LABELS[key] + ("" if own == papers else f" ({own})")
-            + (", blur+JPEG training" if name == ROBUST_RUN else ""))
+            + (", blur+JPEG training" if name == ROBUST_RUN else "") + (f", {settings}" if settings else ""))
 
 
 def curves(profile, names: list[str] | None = None) -> pd.DataFrame:
@@ -87,7 +110,7 @@ def drops(profile, names: list[str] | None = None) -> pd.DataFrame:
 def _table3_row(name: str) -> str:
     """The row of the paper's Table 3 for a run trained as the paper trained it ("" for the robust
     run and other checkpoints: the paper has no number for them)."""
-    key = RUN_KEYS.get(name)
+    key = run_key(name)
     return backbones.LABELS[key] if key is not None and name != ROBUST_RUN else ""
 
 
@@ -140,3 +163,42 @@ def figure(profile, names: list[str] | None = None):
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(handles) // 3), 1, 0.96))
     return fig
+
+
+def degradation_figure(profile, crop: int = 128):
+    """One generated test image under every degradation and level (a centre crop of ``crop`` px at
+    the stored size, so that blocking, blur and noise are visible as the model gets them)."""
+    images = test_images(profile)
+    path = images[images["label"] == mf.LABELS["generated"]]["path"].iloc[0]
+    img = load_rgb(image_file(path), min_side=1)
+    side = min(crop, *img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    box = (left, top, left + side, top + side)
+    rows = [[Cell(np.asarray(degrade(img, kind, level, seed=profile.seed).crop(box)), f"{AXIS[kind]} {level:g}")
+             for level in LEVELS[kind]] for kind in DEGRADATIONS]
+    return image_grid(rows, row_labels=list(DEGRADATIONS), size=(1.9, 2.1), fontsize=7)
+
+
+def reading(profile, names: list[str] | None = None) -> str:
+    """The curves in sentences, computed from :func:`drops`: per model, the degradation that costs
+    its ROC-AUC the most (from the undegraded to the strongest level); then what the blur + JPEG
+    training changes under JPEG and blur, where both tables exist."""
+    table = drops(profile, names)
+    auc = table[table["metric"] == "auc"]
+    lines = []
+    for label, part in auc.groupby("label", sort=False):
+        worst = part.loc[part["drop"].idxmax()]
+        if worst["drop"] <= 0:
+            lines.append(f"- {label}: ROC-AUC falls under none of the degradations.")
+            continue
+        lines.append(f"- {label}: ROC-AUC falls most under {AXIS[worst['degradation']]} "
+                     f"{worst['strongest_level']:g}, from {worst['undegraded']:.1f} to {worst['strongest']:.1f} "
+                     f"({-worst['drop']:+.1f} points).")
+    plain, robust = model_label(profile, "paper"), model_label(profile, ROBUST_RUN)
+    for kind in ("jpeg", "blur"):
+        pair = auc[(auc["degradation"] == kind) & auc["label"].isin([plain, robust])].set_index("label")
+        if len(pair) == 2:
+            lines.append(f"- At {AXIS[kind]} {pair.loc[plain, 'strongest_level']:g}, blur + JPEG training gives an "
+                         f"ROC-AUC of {pair.loc[robust, 'strongest']:.1f} against {pair.loc[plain, 'strongest']:.1f} "
+                         f"for the same model trained without it.")
+    return "\n".join(lines)

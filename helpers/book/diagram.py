@@ -1,9 +1,9 @@
 """The book's opening page: the study's pipeline as one picture, drawn when the book is built.
 
-A reader meets six chapters and a dozen commands; the picture says in one glance what feeds what:
+A reader meets seven chapters and a dozen commands; the picture says in one glance what feeds what:
 the photographs and generated images of Chapter 1 feed both halves of the study, the inpainting
-analysis (Chapter 3) and the classifier (Chapters 2, 4 and 5), and every half ends on the results
-page. Each box names its chapter, what it does and the ``python -m helpers`` commands that run it,
+analysis (Chapter 3) and the classifier (Chapters 2, 4 and 5, then 6 beyond the paper), and every
+half ends on the results page. Each box names its chapter, what it does and the ``python -m helpers`` commands that run it,
 so the picture is also a map of ``make run``. It is drawn from :data:`STAGES` at build time rather
 than pasted as an image, so it cannot drift from the commands (a test checks each command exists).
 """
@@ -33,10 +33,14 @@ STAGES = (
           ("train --model", "evaluate", "predict"), (8.5, 2.9)),
     Stage("inpaint", "3. Inpainting", "partial and gated convolution, SD;\nFID/KID, NIQE, scores in the hole",
           ("inpaint",), (3.6, 0.9)),
+    Stage("generalize", "6. What generalizes", "damaged images, a CLIP probe,\nGrad-CAM (beyond the paper)",
+          ("robustness", "probe", "gradcam"), (6.0, 0.9)),
     Stage("results", "Results", "our numbers beside\nthe paper's, per profile", (), (8.5, 0.9)),
 )
 ARROWS = (("data", "augment"), ("augment", "train"), ("train", "ablation"), ("data", "inpaint"),
-          ("inpaint", "results"), ("ablation", "results"), ("train", "results"))
+          ("inpaint", "results"), ("ablation", "results"), ("train", "generalize"), ("generalize", "results"))
+# An arrow that would cross a box in between runs under the boxes instead (bottom to bottom, bent).
+UNDER = {("inpaint", "results")}
 BOX = (2.2, 1.3)  # width, height
 
 
@@ -68,14 +72,18 @@ def pipeline_figure():
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 4.2))
-    ax.set(xlim=(-0.1, 10), ylim=(0, 3.8))
+    ax.set(xlim=(-0.1, 10), ylim=(-0.5, 3.8))
     ax.axis("off")
     stages = {s.key: s for s in STAGES}
     for stage in STAGES:
         _box(ax, stage)
     for a, b in ARROWS:
-        start, end = _edge(stages[a], stages[b])
-        ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="-|>", color="#44546a", lw=1.2))
+        start, end, bend = *_edge(stages[a], stages[b]), "arc3"
+        if (a, b) in UNDER:
+            (sx, sy), (ex, ey), low = stages[a].xy, stages[b].xy, BOX[1] / 2 + 0.05
+            start, end, bend = (sx, sy - low), (ex, ey - low), "arc3,rad=0.25"
+        ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="-|>", color="#44546a", lw=1.2,
+                                                              connectionstyle=bend))
     ax.set_title("The study, chapter by chapter (commands: python -m helpers ...; make run runs them in order)",
                  fontsize=9)
     fig.tight_layout()

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from ..classify.train import run_dir
+from ..core import steps as steps_record
 from ..core.distributed import launch_processes
-from . import ch4_controls, ch5_runs, ch5_transfer, chapter
+from . import ch4_controls, ch5_runs, ch5_transfer, ch6_gradcam, ch6_robustness, chapter
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def _generation_processes() -> int:
 
 
 def steps(profile) -> Iterator[Step]:
-    """The steps of Chapters 1-5, in order. A generator: Chapter 5's seeds are listed only once its
+    """The steps of Chapters 1-6, in order. A generator: Chapter 5's seeds are listed only once its
     learning-rate grid has run (they train the rate it chose), and its transfer steps only once the
     earlier steps have run (smoke's stand-in folders are made from Chapter 1's plan)."""
     nproc = launch_processes()
@@ -57,6 +58,16 @@ def steps(profile) -> Iterator[Step]:
     folders = ch5_transfer.prepare(profile)
     yield from (Step(5, "evaluate", args) for args in ch5_transfer.evaluations(profile, folders))
     yield Step(5, "predict", (str(ch5_transfer.predict_target(profile, folders)),))
+    yield from chapter6(profile, nproc)
+
+
+def chapter6(profile, nproc: int) -> Iterator[Step]:
+    """Chapter 6, after Chapter 5's runs (its curves score Table 3's chosen runs, its Grad-CAM grid
+    the transfer images called real): the blur + JPEG training, the CLIP probe, every curve, Grad-CAM."""
+    yield Step(6, "train", ("--robust-aug",), nproc=nproc)
+    yield Step(6, "probe")
+    yield from (Step(6, command, args) for command, args in ch6_robustness.steps(profile))
+    yield from (Step(6, command, args) for command, args in ch6_gradcam.steps(profile))
 
 
 def run(profile, overrides: dict | None = None, only: list[int] | None = None) -> None:
@@ -71,3 +82,20 @@ def run(profile, overrides: dict | None = None, only: list[int] | None = None) -
     print(f"\nall {done} steps of profile '{profile.name}' finished in "
           f"{(time.perf_counter() - started) / 60:.1f} min; now `make book PROFILE={profile.name}` "
           f"renders the chapters from them")
+
+
+def prerequisites(profile, overrides: dict | None, before: int) -> None:
+    """Run every step of the chapters before ``before`` that has not finished with these settings
+    (its record, :mod:`helpers.core.steps`), so that a chapter that reads all of them can be run,
+    or built, on its own; a finished step is not launched again (dozens of them, each a new Python
+    process, would cost minutes of nothing)."""
+    done = ran = 0
+    for step in steps(profile):
+        if step.chapter >= before:
+            break
+        if steps_record.finished(profile, [step.command, *step.args]) is not None:
+            done += 1
+            continue
+        chapter.run_step(step.command, profile, overrides, *step.args, tail=1, nproc=step.nproc)
+        ran += 1
+    print(f"Chapters 1-{before - 1}: {done} steps had finished with these settings, {ran} ran now")

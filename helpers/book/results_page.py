@@ -1,4 +1,4 @@
-"""Chapters 1-5, the results page (notebooks/06_results): every number the chapters wrote, next to the paper's.
+"""Chapters 1-6, the results page (notebooks/08_results): every number the chapters wrote, next to the paper's.
 
 The page shows, for each profile that has results, one table per chapter
 (:mod:`.results_tables`) under what its numbers are (:func:`caveat`: a smoke run's are pipeline
@@ -26,8 +26,11 @@ from .results_tables import (  # noqa: F401 (the page's readers, used as rp.<rea
     classifier_metrics,
     data_counts,
     evaluations,
+    gradcam_check,
     inpaint_models,
     plain_number,
+    probe_results,
+    robustness,
     table2_averages,
     table3,
     training_speed,
@@ -42,7 +45,8 @@ REHEARSAL_CAVEAT = ("These numbers come from a rehearsal of the '{name}' profile
                     "look-alike, smaller counts). They are pipeline checks, not findings.")
 SECTIONS: dict[str, Callable[[Profile], pd.DataFrame]] = {
     "images": data_counts, "table2": table2_averages, "test": classifier_metrics, "speed": training_speed,
-    "evaluations": evaluations, "table3": table3, "transfer": transfer,
+    "evaluations": evaluations, "table3": table3, "transfer": transfer, "robustness": robustness,
+    "probe": probe_results, "gradcam": gradcam_check,
 }
 
 

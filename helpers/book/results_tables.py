@@ -1,4 +1,4 @@
-"""Chapters 1-5, the results page: one table per chapter, every number the chapter wrote next to the paper's.
+"""Chapters 1-6, the results page: one table per chapter, every number the chapter wrote next to the paper's.
 
 Everything here *reads* what the chapters' commands wrote (``results/<profile>/`` and the
 manifest under the data root); nothing is trained, scored or recomputed. A piece a profile has not
@@ -220,10 +220,11 @@ def evaluations(profile: Profile) -> pd.DataFrame:
 
 # -- Chapter 5: ablation and transfer --------------------------------------------------------------
 
-def _chapter5(module: str, function: str, profile: Profile) -> tuple[pd.DataFrame | None, str]:
-    """``helpers.book.<module>.<function>(profile)`` (Chapter 5's own table), or None and why when
-    that piece is missing: the page renders before Chapter 5 has run, or without it."""
-    from ..classify import EvaluateError  # torch
+def _chapter_table(module: str, function: str, profile: Profile) -> tuple[pd.DataFrame | None, str]:
+    """``helpers.book.<module>.<function>(profile)`` (a chapter's own table), or None and why when
+    that piece is missing: the page renders before that chapter has run, or without it."""
+    from ..classify import EvaluateError  # torch (a ProbeError is one)
+    from ..classify.gradcam import GradCamError
 
     try:
         fn = getattr(importlib.import_module(f".{module}", __package__), function)
@@ -231,16 +232,16 @@ def _chapter5(module: str, function: str, profile: Profile) -> tuple[pd.DataFram
         return None, f"{__package__}.{module}.{function} is not available ({exc})"
     try:
         frame = fn(profile)
-    except (FileNotFoundError, EvaluateError, mf.ManifestError) as exc:
+    except (FileNotFoundError, EvaluateError, GradCamError, mf.ManifestError) as exc:
         return None, str(exc)
     if frame is None or frame.empty:
-        return None, "nothing evaluated yet (Chapter 5)"
+        return None, "nothing evaluated yet"
     return frame, ""
 
 
 def table3(profile: Profile) -> pd.DataFrame:
     """Chapter 5 (Table 3): accuracy, F1 and ROC-AUC per backbone, ours next to the paper's."""
-    frame, why = _chapter5("ch5_ablation", "table3", profile)
+    frame, why = _chapter_table("ch5_ablation", "table3", profile)
     rows = []
     for model, reported in paper.TABLE3.items():
         have = frame is not None and model in frame.index
@@ -263,7 +264,7 @@ def _table3_note(row: pd.Series) -> str:
 def transfer(profile: Profile) -> pd.DataFrame:
     """Chapter 5 (section 6): the classifier on DALL-E 2 and Imagen images; the paper reports the
     accuracy on generated images alone, we add the metrics that need matched real images."""
-    frame, why = _chapter5("ch5_transfer", "summary", profile)
+    frame, why = _chapter_table("ch5_transfer", "summary", profile)
     rows = []
     for generator in paper.TRANSFER_ACCURACY:
         have = frame is not None and generator in frame.index
@@ -276,3 +277,46 @@ def transfer(profile: Profile) -> pd.DataFrame:
             rows.append(_row(f"{generator}: {quantity}", ours, reported[generator] if reported else None,
                              "" if have else why or NOT_EVALUATED))
     return _frame(rows)
+
+
+# -- Chapter 6: what generalizes (beyond the paper) ---------------------------------------------------
+
+def robustness(profile: Profile) -> pd.DataFrame:
+    """Chapter 6: each model's ROC-AUC at the strongest level of each degradation, with its value on
+    undegraded images in the note. The paper reports no degraded figure."""
+    frame, why = _chapter_table("ch6_robustness", "drops", profile)
+    if frame is None:
+        return _frame([_row("robustness curves", NOT_RUN, None, why)])
+    from ..classify.degrade import AXIS
+
+    auc = frame[frame["metric"] == "auc"]
+    return _frame([_row(f"{r.label}: ROC-AUC at {AXIS[r.degradation]} {r.strongest_level:g}",
+                        plain_number(r.strongest / 100), None, f"undegraded: {r.undegraded / 100:.4f}")
+                   for r in auc.itertuples()])
+
+
+def probe_results(profile: Profile) -> pd.DataFrame:
+    """Chapter 6: the CLIP linear probe beside Chapter 4's classifier on the test split and the
+    transfer sets; the paper's number where it has one for ConvNeXt-XL (none for the probe)."""
+    frame, why = _chapter_table(".classify.probe", "comparison", profile)  # helpers.classify.probe
+    if frame is None:
+        return _frame([_row("CLIP linear probe", NOT_RUN, None, why)])
+    rows = []
+    for r in frame.itertuples():
+        generator = next((g for g in paper.TRANSFER_ACCURACY if g in r.set), None)
+        reported = paper.TRANSFER_ACCURACY[generator] if generator and "probe" not in r.model and \
+            r.n_real == 0 else None
+        for metric in ("accuracy", "roc_auc"):
+            value = plain_number(getattr(r, metric))
+            rows.append(_row(f"{r.set}, {r.model}: {metric.replace('roc_auc', 'ROC-AUC')}",
+                             NO_MATCHED_REAL if value is None else value,
+                             reported if metric == "accuracy" else None))
+    return _frame(rows)
+
+
+def gradcam_check(profile: Profile) -> pd.DataFrame:
+    """Chapter 6: the Grad-CAM object check: mean mass on COCO's objects minus their area share."""
+    frame, why = _chapter_table("ch6_gradcam", "mass_table", profile)
+    if frame is None:
+        return _frame([_row("Grad-CAM object check", NOT_RUN, None, why)])
+    return _frame([_row(str(quantity), value, None) for quantity, value in frame["value"].items()])

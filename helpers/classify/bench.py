@@ -29,7 +29,7 @@ from ..data.images import convert_file, load_rgb, preprocess
 from ..data.real_data import ensure_captions
 from .bench_generate import bench_generate
 from .bench_score import bench_score, random_images
-from .bench_timing import device_name, report, synchronize
+from .bench_timing import device_name, report, synchronize, timed
 from .bench_train import bench_train
 from .models import build_model
 from .transform import ModelInput, model_input
@@ -171,11 +171,37 @@ def bench_loader(profile, device: torch.device, workers: list[int], n_images: in
                 note="random-pixel JPEGs (the slowest to decode): lower bounds")
 
 
+def bench_predict(profile, device: torch.device, n_images: int, batch: int) -> dict:
+    """Prediction's images/s two ways at ``batch``: the book's :func:`predict_images` on JPEG files
+    (decode in threads, then the model under bf16 autocast), and the model alone on tensors already
+    on the device. The first near the second means prediction is bound by the model (the GPU)."""
+    from .prediction import _forward, predict_images
+
+    model = build_model(profile, pretrained="none").to(device).eval()
+    side, head = profile.train_img_size, profile.train_head
+    x = [torch.randn(3, side, side, device=device) for _ in range(batch)]
+    with torch.inference_mode():
+        model_only = batch / timed(lambda: _forward(model, x, head, device), device, repeats=3)
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
+        paths = _write_jpegs(Path(tmp), n_images, profile.image_size)
+        predict_images(model, paths[:batch], side, head, device, batch)  # warm-up
+        start = time.perf_counter()
+        predict_images(model, paths, side, head, device, batch)
+        files = n_images / (time.perf_counter() - start)
+    del model
+    row = dict(what=f"prediction ({profile.train_model}, {side}px, batch {batch})", device=device_name(device),
+               batch=batch, images_per_s=round(files, 2), model_only_images_per_s=round(model_only, 2),
+               bound="model" if files >= 0.8 * model_only else "decoding (host)")
+    print(f"bench predict: {row['images_per_s']:.1f} images/s from files, {row['model_only_images_per_s']:.1f} "
+          f"model alone: bound by the {row['bound']}", flush=True)
+    return row
+
+
 def add_parser(sub) -> None:
     """``python -m helpers bench``'s arguments."""
     p = sub.add_parser("bench", help="throughput of a step: images/s (and s/image, MFU on a GPU); "
                        "all: every figure at full size into results/bench/<device>.json (make gpu-bench)")
-    p.add_argument("what", choices=["data", "generate", "train", "score", "all"])
+    p.add_argument("what", choices=["data", "generate", "train", "score", "predict", "all"])
     add_profile_arguments(p)
     p.add_argument("--images", type=int, default=None, help="how many images to time")
     p.add_argument("--compile", action="store_true", help="train, generate, all: also measure torch.compile")
@@ -207,7 +233,9 @@ def measure(what: str, profile, n_images: int | None = None, compile: bool = Fal
         return bench_generate(profile, device, compile=compile, rounds=max(1, (n_images or 1) // profile.sd_batch))
     if what == "score":
         return bench_score(profile, device, n_images=n_images or 16)
-    raise ValueError(f"bench has no {what!r}; valid: data, generate, train, score (and all)")
+    if what == "predict":
+        return bench_predict(profile, device, n_images or 64, 16)  # the evaluation's default batch
+    raise ValueError(f"bench has no {what!r}; valid: data, generate, train, score, predict (and all)")
 
 
 def run(what: str, profile, n_images: int | None = None, compile: bool = False) -> dict:

@@ -26,7 +26,7 @@ from ..core import distributed
 from ..core.files import atomic_write_text, slug
 from ..core.paths import results_root
 from ..core.profiles import get_profile
-from .bench import bench_loader
+from .bench import bench_loader, bench_predict
 from .bench_generate import bench_generate
 from .bench_score import bench_score
 from .bench_timing import device_name
@@ -93,6 +93,10 @@ def figures(result: dict) -> list[dict]:
                  what="share of generation time in the UNet"),
             dict(key="data_path_images_per_s", value=data["images_per_s"], unit="images/s",
                  what=f"data path, decode + transform, best of {[r['workers'] for r in data['rows']]} workers")]
+    pred = result["predict"]
+    rows += [dict(key="predict_images_per_s", value=pred["images_per_s"], unit="images/s",
+                  what=f"prediction from JPEG files, batch {pred['batch']} (model alone: "
+                       f"{pred['model_only_images_per_s']:g}; bound by the {pred['bound']})")]
     rows += [dict(key=f"score_{name}_images_per_s", value=rate, unit="images/s", what=f"{name}, batched")
              for name, rate in score["images_per_s_by_metric"].items()]
     for row in rows:
@@ -120,15 +124,23 @@ def limits(result: dict) -> list[str]:
     return notes
 
 
-def measure(device: torch.device, small: bool, sd_configs: dict | None, compile: bool, budget_s: float) -> dict:
+def measure(device: torch.device, small: bool, sd_configs: dict | None, compile: bool, budget_s: float,
+            save=lambda result: None) -> dict:
+    """Every figure in turn; ``save`` gets the result so far after each part, so that a run cut
+    short (a lease ending, a compile that never returns) still leaves what it measured."""
     start = time.monotonic()
     train_p, gen_p, score_p, workers, n_loader = settings(small)
     result = environment(device, small) | {"budget_s": budget_s}
     print(f"bench all: {'small stand-ins' if small else 'full size'} on {result['device']}", flush=True)
     result["score"] = bench_score(score_p, device, n_images=8 if small else 64)
+    save(result)
     result["train"] = bench_train(train_p, device, steps=2 if small else 5, compile=compile,
                                   deadline=start + 0.45 * budget_s)
-    result["data_path"] = bench_loader(train_p, device, workers, n_loader, result["train"]["best"]["micro_batch"])
+    save(result)
+    batch = result["train"]["best"]["micro_batch"]
+    result["predict"] = bench_predict(train_p, device, 2 * batch if small else 4 * batch, batch)
+    result["data_path"] = bench_loader(train_p, device, workers, n_loader, batch)
+    save(result)
     result["generate"] = bench_generate(gen_p, device, sd_configs=None if small else sd_configs, compile=compile,
                                         deadline=start + 0.85 * budget_s)
     result["seconds"] = round(time.monotonic() - start, 1)
@@ -151,9 +163,14 @@ def run(out: Path | None = None, small: bool | None = None, sd_configs: dict | N
                          "passes them): give sd_configs, or run with --small")
     compile = (not small) if compile is None else compile
     budget_s = budget_s or (240.0 if small else 420.0)
-    result = measure(device, small, sd_configs, compile, budget_s)
-    path = Path(out) if out else bench_dir()
-    path = path / f"{slug(result['device'])}{'-small' if small and device.type == 'cuda' else ''}.json"
+    folder, suffix = (Path(out) if out else bench_dir()), ("-small" if small and device.type == "cuda" else "")
+    partial = folder / f"{slug(device_name(device))}{suffix}.partial.json"
+
+    def save(result: dict) -> None:
+        atomic_write_text(partial, json.dumps(result, indent=2) + "\n")
+    result = measure(device, small, sd_configs, compile, budget_s, save)
+    path = folder / f"{slug(result['device'])}{suffix}.json"
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    partial.unlink(missing_ok=True)
     print(f"bench all: {result['seconds']:.0f} s; figures in {path.parent.name}/{path.name}", file=sys.stderr)
     return path

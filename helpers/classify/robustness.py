@@ -1,6 +1,6 @@
 """Chapter 6: the ``robustness`` step: a classifier scored on the test split under each degradation and level.
 
-``python -m helpers robustness --profile P [--model KEY | --robust-aug] [--checkpoint C]``
+``python -m helpers robustness --profile P [--model KEY | --robust-aug | --probe] [--checkpoint C]``
 
 Every test image (originals of the manifest's test split, both classes) is degraded as stored,
 in the study's common format (:mod:`helpers.classify.degrade`), then passed through the model's
@@ -8,7 +8,8 @@ own input transform, and scored. ``results/<profile>/robustness/<name>.csv`` get
 degradation and level: the accuracy on each class with its Wilson interval, the ROC-AUC with its
 BCa bootstrap interval (resampled within each class), the counts and the seconds it took.
 ``<name>`` is the checkpoint's run folder (``paper``, ``vgg16``, ``robust``...), with the
-checkpoint's own name added when it is not ``best.pt``.
+checkpoint's own name added when it is not ``best.pt``; ``probe-<model>`` for the CLIP linear probe
+(``--probe``), which sees the same degraded images through open_clip's own preprocessing.
 
 The step is resumable per row: the CSV is rewritten whole after each row, and every row carries a
 stamp of what it was computed from (checkpoint file, images, levels, transform), so a rerun
@@ -21,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,7 @@ from ..core.files import atomic_write_text, slug
 from ..core.paths import results_root, shown
 from ..core.profiles import add_profile_arguments
 from ..data import manifest as mf
+from ..data.images import load_rgb
 from .classifier import EvaluateError, checkpoint_path, lazy_classifier
 from .degrade import LEVELS, degrade
 from .eval_files import checkpoint_stamp, fingerprint
@@ -38,7 +42,9 @@ from .evaluation import MODEL_INPUT
 from .image_sets import check_prepared, image_file, test_images
 from .metrics import binary_metrics, seed_mean_ci
 from .prediction import THRESHOLD, predict_images
-from .train import ROBUST_RUN, run_folder
+from .probe import ProbeScorer, probe_path
+from .evaluate import trial_run
+from .train import ROBUST_RUN, add_trial_arguments, run_folder
 
 COLUMNS = ("degradation", "level", "n_real", "n_generated", "accuracy", "acc_real", "acc_real_low",
            "acc_real_high", "acc_generated", "acc_generated_low", "acc_generated_high", "auc", "auc_low",
@@ -68,31 +74,93 @@ def robust_checkpoint(profile) -> Path:
     return run_folder(profile, ROBUST_RUN) / "best.pt"
 
 
-def run(profile, model: str = backbones.DEFAULT, checkpoint=None, *, robust: bool = False, device=None,
-        batch_size: int = 16, force: bool = False) -> pd.DataFrame:
+@dataclass
+class Scorer:
+    """What the table is of: its file name, what its rows depend on (beside the images), and a
+    function ``(files, kind, level) -> P(generated)`` that loads its model on first use only."""
+
+    name: str
+    settings: dict
+    score: Callable[[list[Path], str, float], np.ndarray]
+
+
+def run(profile, model: str = backbones.DEFAULT, checkpoint=None, *, robust: bool = False, probe: bool = False,
+        device=None, batch_size: int = 16, force: bool = False) -> pd.DataFrame:
     """Score the test split under every degradation and level; the table (also written to
-    ``results/<profile>/robustness/<name>.csv``). Rows already there for this checkpoint and these
-    images are kept; ``force`` computes them all again."""
-    checkpoint = _checkpoint(profile, model, checkpoint, robust)
-    profile = backbones.for_model(profile, model)
+    ``results/<profile>/robustness/<name>.csv``). ``probe`` scores Chapter 6's CLIP linear probe
+    instead of a trained classifier. Rows already there for this model and these images are kept;
+    ``force`` computes them all again."""
+    if probe and (robust or checkpoint or model != backbones.DEFAULT):
+        raise EvaluateError("--probe scores the fitted CLIP probe: it goes without --model, --robust-aug and "
+                            "--checkpoint")
+    if not probe:
+        profile = backbones.for_model(profile, model)
     images = test_images(profile)
     files = [image_file(p) for p in images["path"]]
     check_prepared(files)
-    name, settings = curve_name(checkpoint), _settings(profile, checkpoint, files)
-    stamp, out = _stamp(settings), robustness_dir(profile) / f"{name}.csv"
+    scorer = (probe_scorer(profile, device, batch_size) if probe
+              else classifier_scorer(profile, _checkpoint(profile, model, checkpoint, robust), device, batch_size))
+    settings = scorer.settings | {"levels": {k: list(v) for k, v in LEVELS.items()}, "noise_seed": profile.seed,
+                                  "n_boot": N_BOOT, "threshold": THRESHOLD, "inputs": fingerprint(files)}
+    stamp, out = _stamp(settings), robustness_dir(profile) / f"{scorer.name}.csv"
     table = _empty() if force else _kept(out, stamp)
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"name": name, "stamp": stamp, **settings}, indent=2))
-    get_model, labels = lazy_classifier(profile, checkpoint), images["label"].to_numpy(dtype=int)
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"name": scorer.name, "stamp": stamp, **settings},
+                                                           indent=2, default=str))
+    labels = images["label"].to_numpy(dtype=int)
     for kind, level in conditions():
         if _done(table, kind, level):
             continue
-        probs, seconds = _scores(profile, get_model(), files, kind, level, device, batch_size)
-        row = row_metrics(labels, probs, kind, level) | {"seconds": round(seconds, 3), "stamp": stamp}
+        started = time.perf_counter()
+        probs = scorer.score(files, kind, level)
+        row = row_metrics(labels, probs, kind, level) | {"seconds": round(time.perf_counter() - started, 3),
+                                                        "stamp": stamp}
         table = _ordered(pd.concat([table, pd.DataFrame([row])], ignore_index=True))
         mf.write_csv(table, out)  # whole, after each row: a stop loses at most the row in progress
         print(_line(row), flush=True)
-    print(f"robustness {name}: {shown(str(out))} ({len(table)} rows)")
+    print(f"robustness {scorer.name}: {shown(str(out))} ({len(table)} rows)")
     return pd.read_csv(out)  # as a reader of the file sees it
+
+
+def classifier_scorer(profile, checkpoint, device, batch_size: int) -> Scorer:
+    """A trained classifier through its own input transform (:func:`predict_images`)."""
+    get_model = lazy_classifier(profile, checkpoint)
+    settings = {**checkpoint_stamp(checkpoint), "train_model": profile.train_model, "train_head": profile.train_head,
+                "train_img_size": profile.train_img_size, "model_input": MODEL_INPUT}
+
+    def score(files, kind, level):
+        skipped: dict = {}
+        probs = predict_images(get_model(), files, profile.train_img_size, profile.train_head, device, batch_size,
+                               reformat=lambda img: degrade(img, kind, level, seed=profile.seed),
+                               skipped=skipped, min_side=1, max_pixels=profile.max_pixels)
+        check_prepared(files, skipped)  # every test image must be scored
+        return probs
+    return Scorer(curve_name(checkpoint), settings, score)
+
+
+def probe_name(profile) -> str:
+    """``probe-<model>``: the table of the CLIP linear probe (``probe-vit-l-14``)."""
+    return f"probe-{slug(profile.probe_model)}"
+
+
+def probe_scorer(profile, device, batch_size: int) -> Scorer:
+    """The fitted CLIP probe (:class:`~helpers.classify.probe.ProbeScorer`) on the degraded images,
+    through open_clip's own preprocessing; loaded at the first row to compute."""
+    path = probe_path(profile)
+    if not path.is_file():
+        raise EvaluateError(f"{shown(str(path))} does not exist: fit the probe first (`python -m helpers probe "
+                            f"--profile {profile.name}`)")
+    held: list = []
+
+    def score(files, kind, level):
+        held or held.append(ProbeScorer(profile, device))
+        out = []
+        for start in range(0, len(files), batch_size):
+            images = [degrade(load_rgb(f, min_side=1, max_pixels=profile.max_pixels), kind, level, seed=profile.seed)
+                      for f in files[start:start + batch_size]]
+            out.append(held[0].predict(images, batch_size))
+        return np.concatenate(out) if out else np.zeros(0)
+    return Scorer(probe_name(profile), {**checkpoint_stamp(path), "probe_model": profile.probe_model,
+                                        "probe_pretrained": profile.probe_pretrained}, score)
 
 
 def _checkpoint(profile, model: str, checkpoint, robust: bool):
@@ -105,14 +173,6 @@ def _checkpoint(profile, model: str, checkpoint, robust: bool):
             raise EvaluateError(f"{shown(str(checkpoint))} does not exist: train it first (`python -m helpers "
                                 f"train --profile {profile.name} --robust-aug`) or give --checkpoint PATH")
     return checkpoint_path(profile, checkpoint, model)
-
-
-def _settings(profile, checkpoint, files: list[Path]) -> dict:
-    """Everything a row depends on: a row with another stamp is computed again."""
-    return {**checkpoint_stamp(checkpoint), "train_model": profile.train_model, "train_head": profile.train_head,
-            "train_img_size": profile.train_img_size, "model_input": MODEL_INPUT, "threshold": THRESHOLD,
-            "levels": {k: list(v) for k, v in LEVELS.items()}, "noise_seed": profile.seed,
-            "n_boot": N_BOOT, "inputs": fingerprint(files)}
 
 
 def _stamp(settings: dict) -> str:
@@ -153,18 +213,6 @@ def _ordered(table: pd.DataFrame) -> pd.DataFrame:
     key = [order.get((k, float(v)), len(order)) for k, v in zip(table["degradation"], table["level"])]
     return table.assign(_order=key).sort_values("_order").drop(columns="_order")[list(COLUMNS)] \
         .reset_index(drop=True)
-
-
-def _scores(profile, model, files: list[Path], kind: str, level, device, batch_size: int):
-    """P(generated) of every test image under one degradation, and the seconds it took. Every test
-    image must be scored: a damaged one stops the step with the command that re-makes it."""
-    skipped: dict = {}
-    started = time.perf_counter()
-    probs = predict_images(model, files, profile.train_img_size, profile.train_head, device, batch_size,
-                           reformat=lambda img: degrade(img, kind, level, seed=profile.seed),
-                           skipped=skipped, min_side=1, max_pixels=profile.max_pixels)
-    check_prepared(files, skipped)
-    return probs, time.perf_counter() - started
 
 
 def row_metrics(labels, probs, kind: str, level) -> dict:
@@ -214,11 +262,16 @@ def add_parser(subparsers) -> None:
                    help="score the model of `train --robust-aug` (run folder 'robust')")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="the trained weights (default: the run's best.pt)")
+    add_trial_arguments(p)
+    p.add_argument("--probe", action="store_true",
+                   help="score the CLIP linear probe of `python -m helpers probe` (table probe-<model>)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--force", action="store_true", help="compute every row again")
 
 
 def main(args, profile) -> int:
     """Run the parsed ``robustness`` command."""
-    run(profile, args.model, args.checkpoint, robust=args.robust_aug, batch_size=args.batch_size, force=args.force)
+    checkpoint, profile = trial_run(args, profile)  # --lr/--seed/--img-size: one run of Chapter 5
+    run(profile, args.model, checkpoint, robust=args.robust_aug, probe=args.probe, batch_size=args.batch_size,
+        force=args.force)
     return 0

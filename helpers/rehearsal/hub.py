@@ -97,8 +97,8 @@ def component_configs(repo_id: str) -> dict[str, dict]:
 
 def hub_ids_for(profile) -> list[str]:
     """Every hub id the profile's chapters load: its generator, SD 2's inpainting pipeline when
-    Chapter 3 runs it, and the timm repositories of the four backbones when their published
-    weights are used. Local folders and smoke's stand-ins are not hub ids."""
+    Chapter 3 runs it, the timm repositories of the four backbones when their published weights
+    are used, and Chapter 6's CLIP weights. Local folders and smoke's stand-ins are not hub ids."""
     from ..classify.backbones import models  # the classify package loads torch
     from ..classify.models import STANDINS, _hub_id
 
@@ -107,7 +107,7 @@ def hub_ids_for(profile) -> list[str]:
         ids.append(profile.sd_inpaint_model)
     if profile.train_pretrained == "timm":
         ids += [_hub_id(name) for name in models(profile).values() if name not in STANDINS]
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(ids + probe_hub_ids(profile)))
 
 
 def probe_hub_ids(profile) -> list[str]:
