@@ -46,3 +46,11 @@ def test_a_config_without_the_setting_says_what_to_add(tmp_path):
 def test_the_launch_buttons_are_on():
     text = (REPO_ROOT / "_config.yml").read_text()
     assert "colab_url: https://colab.research.google.com" in text and "use_repository_button: true" in text
+
+
+def test_every_cell_of_every_notebook_has_its_own_id():
+    """nbformat 4.5 wants an id per cell (a missing one is a warning today, an error to come)."""
+    for path in colab.chapters(REPO_ROOT):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        ids = [cell.get("id") for cell in nb["cells"]]
+        assert None not in ids and len(set(ids)) == len(ids), path.name
