@@ -28,6 +28,11 @@ def test_a_cpu_rehearsal_shrinks_sizes_and_says_so_a_full_size_one_does_not(monk
     paper = get_profile("paper")
     assert paper.train_model == "convnext_xlarge.fb_in22k_ft_in1k_384"  # the real architecture
     assert "changed from the published profile" in paper.describe() and "train_img_size=64" in paper.describe()
+    from helpers.rehearsal.hub import hub_ids_for
+
+    # the probe's smaller encoder on a CPU comes from its own real hub address; full size keeps ViT-L-14
+    assert paper.probe_model == "ViT-B-32" and "timm/vit_base_patch32_clip_224.openai" in hub_ids_for(paper)
+    assert "probe_model" not in full
 
 
 def test_a_cpu_rehearsal_trains_fewer_but_every_kind_of_run():
