@@ -69,7 +69,8 @@ def test_the_running_page_shows_each_report_and_what_is_still_to_be_measured(tmp
     assert timings.step_table(report).loc[0, "step"] == "python -m helpers data"
     assert timings.summary(timings.reports(tmp_path)).loc[0, "book build (min)"] == 10.0
     line = timings.page_time("01_data", tmp_path)  # a chapter's "Time to run", as measured
-    assert line.startswith("2.8 min in the `course` rehearsal on CPU (x86_64, 2 cores)") and "BOOK_SET" in line
+    assert line.startswith("2.8 min in the course rehearsal on CPU (x86_64, 2 cores)") and "BOOK_SET" in line
+    assert "`" not in line
     assert timings.page_time("07_generalization", tmp_path).startswith("not measured yet")
 
 

@@ -65,14 +65,16 @@ def show(folder: Path = MEASURED) -> None:
 
 
 def page_time(page: str, folder: Path = MEASURED) -> str:
-    """A chapter's measured time to run, for its "Time to run" line: each rehearsal's seconds for
-    ``page`` with the device, date and settings that measured it, or that it is still unmeasured."""
+    """A chapter's measured time to run, for its "Time to run" line (plain text: a glued text shows
+    no Markdown): each rehearsal's seconds for ``page`` with the device, date and settings that
+    measured it, or that it is still unmeasured."""
     found = [r for r in reports(folder) if page in r.get("chapters", {})]
     if not found:
-        return ("not measured yet: `make rehearse PROFILE=course` times every chapter and the page "
+        return ("not measured yet: make rehearse PROFILE=course times every chapter, and the page "
                 "Running the book shows it.")
-    parts = [f"{r['chapters'][page] / 60:.1f} min in the {'full-size ' if r.get('full_size') else ''}"
-             f"`{r['profile']}` rehearsal on {r['device']} ({r.get('date', '')}"
-             + ("" if r.get("full_size") else ", with its earlier chapters' results in place and the "
-                "shrunken settings of BOOK_SET") + ")" for r in found]
+    parts = [f"{r['chapters'][page] / 60:.1f} min "
+             + ("to render (its steps ran before, in make run) " if "run_seconds" in r else "")
+             + f"in the {'full-size ' if r.get('full_size') else ''}{r['profile']} rehearsal on {r['device']} "
+             f"({r.get('date', '')}" + ("" if r.get("full_size") else ", shrunken settings of BOOK_SET") + ")"
+             for r in found]
     return "; ".join(parts) + ". The page Running the book has every step's time."
