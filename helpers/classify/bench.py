@@ -175,13 +175,13 @@ def bench_predict(profile, device: torch.device, n_images: int, batch: int) -> d
     """Prediction's images/s two ways at ``batch``: the book's :func:`predict_images` on JPEG files
     (decode in threads, then the model under bf16 autocast), and the model alone on tensors already
     on the device. The first near the second means prediction is bound by the model (the GPU)."""
-    from .prediction import _forward, predict_images
+    from .prediction import forward_batch, predict_images
 
     model = build_model(profile, pretrained="none").to(device).eval()
     side, head = profile.train_img_size, profile.train_head
     x = [torch.randn(3, side, side, device=device) for _ in range(batch)]
     with torch.inference_mode():
-        model_only = batch / timed(lambda: _forward(model, x, head, device), device, repeats=3)
+        model_only = batch / timed(lambda: forward_batch(model, x, head, device), device, repeats=3)
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         paths = _write_jpegs(Path(tmp), n_images, profile.image_size)
         predict_images(model, paths[:batch], side, head, device, batch)  # warm-up

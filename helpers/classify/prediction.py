@@ -68,7 +68,7 @@ def _reader(to_input: ModelInput, reformat, min_side: int, max_pixels: int) -> C
     return read
 
 
-def _forward(model, inputs: list[torch.Tensor], head: str, device: torch.device) -> np.ndarray:
+def forward_batch(model, inputs: list[torch.Tensor], head: str, device: torch.device) -> np.ndarray:
     """P(generated) of one batch, with bf16 autocast on CUDA."""
     x = torch.stack(inputs).to(device, non_blocking=True)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
@@ -110,7 +110,7 @@ def predict_images(model: torch.nn.Module, paths: Iterable, img_size: int, head:
                 skipped.update({chunk[i]: reason for i, (_, reason) in enumerate(loaded) if reason})
             good = [i for i, (x, _) in enumerate(loaded) if x is not None]
             if good:
-                probs[[start + i for i in good]] = _forward(model, [loaded[i][0] for i in good], head, device)
+                probs[[start + i for i in good]] = forward_batch(model, [loaded[i][0] for i in good], head, device)
     return probs
 
 
