@@ -492,6 +492,20 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(study, m
     assert list(pd.read_csv(out / "metrics.csv").epoch) == [1, 2, 3, 4]
 
 
+def test_a_finished_run_may_drop_its_optimizer_state_and_then_cannot_go_on(study, monkeypatch, capsys):
+    _use_results(monkeypatch, study / "slim")
+    slim = {"train_epochs": 2, "train_patience": 5, "train_keep_finished_optimizer": 0}
+    first = train.run(get_profile("smoke", slim))
+    out = train.run_dir(get_profile("smoke", slim))
+    last = _state(out / "last.pt")
+    assert last["epoch"] == 2 and last["optimizer"] is None and last["model"]
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(train.run(get_profile("smoke", slim)), first)
+    assert "is finished: all 2 epochs done" in capsys.readouterr().out
+    with pytest.raises(train.TrainError, match=r"kept no optimizer state .* delete .* to train it afresh"):
+        train.run(get_profile("smoke", dict(slim, train_epochs=3)))
+
+
 def test_a_disk_too_small_for_the_checkpoints_stops_before_the_first_epoch(study, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(checkpointing.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))

@@ -108,11 +108,12 @@ _ERROR_LINE = re.compile(r"^(\[rank\d+\]:\s*)?(error: |[A-Za-z_.]*(Error|Excepti
 
 
 def failure_summary(stderr: str, tail: int = 2000) -> str:
-    """What a failed step said: its ``error:`` lines and exceptions first (under torchrun, the rank
-    that failed said why far above the tracebacks of the ranks it stopped), then the output's end."""
+    """What a failed step said: the output's end, then its ``error:`` lines and exceptions (under
+    torchrun, the rank that failed said why far above the tracebacks of the ranks it stopped), last:
+    a log cut to its end (a terminal's scrollback, CI's report) still shows the cause."""
     said = list(dict.fromkeys(ln for ln in stderr.splitlines() if _ERROR_LINE.match(ln)))[-8:]
     end = stderr[-tail:]
-    return "\n".join([*said, "... the end of its output:", end]) if said else end
+    return "\n".join([end.rstrip("\n"), "... why, as it said earlier in its output:", *said]) if said else end
 
 
 def run_step(command: str, profile: Profile, overrides: dict | None = None, *args: str,

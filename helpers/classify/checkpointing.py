@@ -48,10 +48,13 @@ def load_checkpoint(path: Path) -> dict:
                          f"{str(exc)[:300]}); delete it to start this run afresh") from None
 
 
-def save_last(tr: Trainer, path: Path) -> None:
-    """Everything a restart needs: weights, optimizer, scaler, counters, history, RNG states."""
-    atomic_torch_save(dict(model=tr.raw.state_dict(), optimizer=tr.optimizer.state_dict(),
-                           scaler=tr.scaler.state_dict() if tr.scaler is not None else {},
+def save_last(tr: Trainer, path: Path, finished: bool = False) -> None:
+    """Everything a restart needs: weights, optimizer, scaler, counters, history, RNG states. A
+    ``finished`` run without ``train_keep_finished_optimizer`` keeps no optimizer state (AdamW's two
+    moments: twice the weights), which only a longer run would read."""
+    slim = finished and not tr.profile.train_keep_finished_optimizer
+    atomic_torch_save(dict(model=tr.raw.state_dict(), optimizer=None if slim else tr.optimizer.state_dict(),
+                           scaler=tr.scaler.state_dict() if tr.scaler is not None and not slim else {},
                            epoch=tr.epoch, sampler_epoch=tr.epoch, best_val_loss=tr.best_val_loss,
                            best_epoch=tr.best_epoch, epochs_without_improvement=tr.wait,
                            history=tr.history, rng=rng_state(), world_size=tr.world.size,
@@ -69,7 +72,8 @@ def restore(tr: Trainer, ckpt: dict) -> None:
     """Continue from ``last.pt``: weights, optimizer, scaler, counters, RNG states, and how far into
     an epoch a save in mid-epoch got."""
     tr.raw.load_state_dict(ckpt["model"])
-    tr.optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt["optimizer"] is not None:  # None: a finished run saved without it (train.py checks it stays finished)
+        tr.optimizer.load_state_dict(ckpt["optimizer"])
     for group in tr.optimizer.param_groups:  # Adam's implementation follows this device, not the saver's
         group["fused"] = tr.world.device.type == "cuda"
     if tr.scaler is not None and ckpt["scaler"]:

@@ -24,7 +24,8 @@ METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "sec
            "peak_memory_mb"]
 # Settings that change how a run is computed, not what it computes: a run may resume with others.
 RUNTIME_ONLY = ("train_epochs", "train_patience", "train_micro_batch", "train_workers",
-                "train_channels_last", "train_compile", "train_grad_checkpointing", "train_checkpoint_minutes")
+                "train_channels_last", "train_compile", "train_grad_checkpointing", "train_checkpoint_minutes",
+                "train_keep_finished_optimizer")
 
 
 def _digest(rows: pd.DataFrame) -> str:

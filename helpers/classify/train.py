@@ -144,7 +144,7 @@ def _run(profile, world, control: bool, deterministic: bool, out: Path,
             # writes resumes from the previous last.pt and redoes this epoch identically
             if improved:
                 save_best(tr, best)
-            save_last(tr, last)
+            save_last(tr, last, finished=bool(stop_reason(tr)))
             write_metrics(tr.history, metrics)
             log_tensorboard(out, tr.history[-1])
             print(epoch_line(tr, improved), flush=True)
@@ -188,6 +188,10 @@ def _start_or_resume(profile, world, control: bool, out: Path, variant: str | No
         robust_training(tr.train_loader, tr.sampler, augment)
     if ckpt is not None:
         restore(tr, ckpt)
+        if ckpt["optimizer"] is None and not stop_reason(tr):
+            raise TrainError(f"the run in {out} finished and kept no optimizer state (it was trained with "
+                             f"train_keep_finished_optimizer=0), so it cannot go on for more epochs: "
+                             f"delete {out} to train it afresh with these settings")
         if int(ckpt.get("world_size", world.size)) != world.size and world.is_main:
             print(f"note: {out} was trained on {ckpt['world_size']} processes and goes on with "
                   f"{world.size}: the same global batch, another order of images")

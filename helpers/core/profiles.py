@@ -104,6 +104,9 @@ class Profile:
     train_grad_checkpointing: int = 0  # activation checkpointing (ConvNeXt-XL on 11 GB cards)
     train_workers: int = 8
     train_checkpoint_minutes: float = 10.0  # also save last.pt in mid-epoch this often (and on SIGTERM); 0: epoch ends only
+    # a finished run's last.pt keeps the optimizer's state (twice the weights: 2.8 GB for ConvNeXt-XL),
+    # so that a longer run (train_epochs, train_patience raised) goes on from it; 0 drops it
+    train_keep_finished_optimizer: int = 1
     # Chapter 4's training-time controls (``python -m helpers controls``, ``train --variant NAME``), each
     # one more training run of Chapter 4's model: its shortcut tested by training without it, not only by
     # perturbing test images (CONTROLS lists the valid names; "" trains none, the chapter says so)
