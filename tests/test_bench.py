@@ -63,7 +63,7 @@ def _fake_result(device: str, device_type: str, small: bool) -> dict:
         device=device, device_type=device_type, budget_s=1.0,
         score={"images_per_s_by_metric": {"niqe": 50.0, "lpips": 400.0}},
         train={"images_per_s": 520.0, "mfu": 0.6, "paper_batch_images_per_s": 100.0, "img_size": 384,
-               "best": {"micro_batch": 64, "images_per_s": 520.0, "label": "micro-batch 64, bf16, compiled"},
+               "best": {"micro_batch": 64, "images_per_s": 520.0, "label": "micro-batch 64, bf16, compiled", "compile": True},
                "sweep": [{"micro_batch": 64, "images_per_s": 400.0}, {"micro_batch": 128, "error": "out of memory"}],
                "variants": [{"label": "micro-batch 64, fp32", "images_per_s": 200.0}],
                "host_sync": {"runtime": "no synchronisation in one step"},
@@ -132,6 +132,13 @@ def test_the_readings_are_computed_from_the_kept_run(tmp_path):
     (tmp_path / "p" / "nvidia-h100-80gb-hbm3.json").write_text(json.dumps(
         [{"batch": 64, "device": "NVIDIA H100 80GB HBM3", "images_per_s": 310.0, "bound": "decoding (host)"}]))
     assert "310 images/s at batch 64" in bench_report.gpu_reading(folder, predict_folder=tmp_path / "p")
+
+    # a run whose fastest option was eager names no compiled/eager pair
+    eager = _fake_result("NVIDIA H100 80GB HBM3", "cuda", False)
+    eager["train"]["best"] = dict(eager["train"]["best"], compile=False)
+    _write(folder, "h100.json", eager)
+    tradeoff = bench_report.batch_tradeoff(folder)
+    assert "torch.compile" not in tradeoff and "**520 images/s** with micro-batch 64, bf16, compiled (0.6 min):" in tradeoff
 
 
 def test_a_run_cut_short_leaves_what_it_measured(offline, monkeypatch, tmp_path):
